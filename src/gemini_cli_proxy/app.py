@@ -1,0 +1,90 @@
+"""create_app(settings): the aiohttp application and everything it owns.
+
+The app's lifespan (cleanup context) owns the one upstream HTTP session; the scheduler, token
+manager and clients hang off the app object, so two apps in one process share nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from .catalog import Catalog
+from .middleware import error_middleware, make_auth_middleware
+from .pool.credentials import load_credentials
+from .pool.dispatch import Gateway
+from .pool.scheduler import Scheduler
+from .routes import chat, models, service
+from .runtime import RUNTIME, Runtime
+from .settings import Settings
+from .upstream.aistudio import AiStudioClient
+from .upstream.codeassist import CodeAssistClient
+from .upstream.http import timeout
+from .upstream.oauth import TokenManager
+
+# Enough pooled connections to Google for thousands of concurrent streams, and keep-alive so
+# that requests do not pay for a new TLS handshake.
+UPSTREAM_CONNECTION_LIMIT = 0  # 0 = unlimited in aiohttp; concurrency is bounded by clients
+KEEPALIVE_SECONDS = 60.0
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    settings = runtime.settings
+    connector = aiohttp.TCPConnector(
+        limit=UPSTREAM_CONNECTION_LIMIT, keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=300
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout(settings.proxy_connect_timeout, settings.proxy_upstream_timeout),
+        auto_decompress=True,
+        skip_auto_headers=("User-Agent",),
+        headers={"User-Agent": "gemini-cli-proxy"},
+    )
+    tokens = TokenManager(
+        session,
+        token_url=settings.google_oauth_token_url,
+        client_id=settings.gemini_oauth_client_id,
+        client_secret=settings.gemini_oauth_client_secret,
+        clock=time.time,
+    )
+    codeassist = CodeAssistClient(
+        session,
+        tokens,
+        endpoint=settings.code_assist_endpoint,
+        api_version=settings.code_assist_api_version,
+        project_id=settings.gemini_project_id,
+    )
+    runtime.session = session
+    runtime.gateway = Gateway(
+        runtime.scheduler, AiStudioClient(session, settings.gemini_api_base_url), codeassist
+    )
+    try:
+        yield
+    finally:
+        runtime.gateway = None
+        runtime.session = None
+        await session.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    credentials = load_credentials(settings)
+    runtime = Runtime(
+        settings=settings,
+        catalog=Catalog.with_extras(settings.proxy_models),
+        credentials=credentials,
+        scheduler=Scheduler(credentials, clock=time.monotonic),
+    )
+    app = web.Application(
+        client_max_size=settings.proxy_max_body_bytes,
+        middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
+    )
+    app[RUNTIME] = runtime
+    app.cleanup_ctx.append(_upstream_session)
+    service.register(app)
+    models.register(app)
+    chat.register(app)
+    return app

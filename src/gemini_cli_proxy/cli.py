@@ -1,0 +1,89 @@
+"""The `gemini-cli-proxy` command: serve, fake-upstream."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from .logconfig import configure
+from .server import run, serve_until_signalled
+from .settings import Settings, load_settings
+
+
+def _fail(message: str) -> None:
+    click.echo(f"gemini-cli-proxy: {message}", err=True)
+    sys.exit(2)
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return load_settings(**flags)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid settings: {problems}")
+    except ValueError as exc:
+        _fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+@click.group()
+@click.version_option(package_name="gemini-cli-proxy")
+def main() -> None:
+    """An OpenAI Chat Completions API in front of Google Gemini."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (PROXY_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (PROXY_PORT, default 8000).")
+@click.option("--config", "config", default=None, help="TOML settings file (PROXY_CONFIG).")
+def serve(host: str | None, port: int | None, config: str | None) -> None:
+    """Serve the OpenAI-compatible API."""
+    settings = _settings(proxy_host=host, proxy_port=port, proxy_config=config)
+    configure(settings.proxy_log_level)
+    if not settings.client_keys() and not settings.is_loopback_bind():
+        _fail(
+            f"refusing to listen on {settings.proxy_host} without a proxy key: anyone who can reach it "
+            "could spend your Google quota. Set PROXY_API_KEYS, or bind to 127.0.0.1."
+        )
+    from .app import create_app  # imported here so `--help` stays fast
+
+    try:
+        app = create_app(settings)
+    except (ValueError, OSError) as exc:
+        _fail(f"could not load credentials: {exc}")
+    run(
+        serve_until_signalled(
+            app, settings.proxy_host, settings.proxy_port, grace=settings.proxy_shutdown_grace
+        )
+    )
+
+
+@main.command("fake-upstream")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8090, show_default=True)
+@click.option("--api-key", "api_keys", multiple=True, help="Accept only these keys (default: any key).")
+@click.option("--stream-chunks", type=int, default=3, show_default=True, help="Events in a default stream.")
+@click.option("--stream-delay", type=float, default=0.0, show_default=True, help="Seconds between events.")
+@click.option("--first-byte-delay", type=float, default=0.0, show_default=True)
+def fake_upstream(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    stream_chunks: int,
+    stream_delay: float,
+    first_byte_delay: float,
+) -> None:
+    """Run the fake Google (AI Studio, Code Assist, OAuth) used by the tests, for offline trials."""
+    from .testing.fake_google import FakeGoogle, create_fake_app
+
+    configure("warning")
+    fake = FakeGoogle(
+        api_keys=api_keys or None,
+        default_stream_chunks=stream_chunks,
+        stream_delay=stream_delay,
+        first_byte_delay=first_byte_delay,
+    )
+    run(serve_until_signalled(create_fake_app(fake), host, port, grace=1.0))

@@ -1,0 +1,108 @@
+"""Error types and the one mapping from them to OpenAI's error shape.
+
+Every error a client sees leaves the proxy through `ProxyError.body()`, so the status / type / code
+table of CONTRACT.md lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+INVALID_REQUEST: Final = "invalid_request_error"
+SERVER_ERROR: Final = "server_error"
+
+
+class ProxyError(Exception):
+    """An error answered to the client as `{"error": {message, type, param, code}}`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = INVALID_REQUEST,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+    def __repr__(self) -> str:
+        return f"ProxyError({self.status}, {self.code!r}, {self.message!r})"
+
+
+def invalid_request(message: str, *, param: str | None = None, code: str | None = None) -> ProxyError:
+    return ProxyError(400, message, param=param, code=code)
+
+
+def invalid_api_key() -> ProxyError:
+    return ProxyError(
+        401,
+        "Incorrect API key provided. Send the proxy key as 'Authorization: Bearer <key>'.",
+        code="invalid_api_key",
+    )
+
+
+def model_not_found(model: str) -> ProxyError:
+    return ProxyError(
+        404,
+        f"The model '{model}' does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
+
+
+def request_too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        413, f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"
+    )
+
+
+def not_found_route(path: str) -> ProxyError:
+    return ProxyError(404, f"Unknown route: {path}", code="unknown_url")
+
+
+def method_not_allowed(method: str, path: str) -> ProxyError:
+    return ProxyError(405, f"Method {method} is not allowed on {path}.", code="method_not_allowed")
+
+
+def permission_denied(message: str) -> ProxyError:
+    return ProxyError(403, message, type="permission_error", code="permission_denied")
+
+
+def rate_limited(message: str, retry_after: float | None, *, daily: bool = False) -> ProxyError:
+    code = "insufficient_quota" if daily else "rate_limit_exceeded"
+    return ProxyError(429, message, type="requests", code=code, retry_after=retry_after)
+
+
+def upstream_error(message: str) -> ProxyError:
+    return ProxyError(502, message, type=SERVER_ERROR, code="upstream_error")
+
+
+def upstream_timeout(message: str) -> ProxyError:
+    return ProxyError(504, message, type=SERVER_ERROR, code="upstream_timeout")
+
+
+def no_credentials(message: str) -> ProxyError:
+    return ProxyError(503, message, type=SERVER_ERROR, code="no_credentials")
+
+
+def internal_error() -> ProxyError:
+    return ProxyError(
+        500, "The proxy failed to handle the request.", type=SERVER_ERROR, code="internal_error"
+    )

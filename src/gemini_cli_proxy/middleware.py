@@ -1,0 +1,107 @@
+"""Request-wide concerns: proxy-key auth, OpenAI-shaped errors, one log line per request."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from . import errors
+from .errors import ProxyError
+
+log = logging.getLogger("gemini_cli_proxy.access")
+
+# The only route a monitor may call without a key.
+OPEN_PATHS = frozenset({"/health"})
+# Handlers put what the access line should say about a request under this key.
+LOG_FIELDS = "log_fields"
+
+
+def error_response(error: ProxyError, request_id: str = "") -> web.Response:
+    headers = error.headers()
+    if request_id:
+        headers["x-request-id"] = request_id
+    return web.Response(
+        status=error.status, body=orjson.dumps(error.body()), content_type="application/json", headers=headers
+    )
+
+
+def _from_http_exception(exc: web.HTTPException, request: web.Request) -> ProxyError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return errors.request_too_large(request.app._client_max_size)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return errors.method_not_allowed(request.method, request.path)
+    if isinstance(exc, web.HTTPNotFound):
+        return errors.not_found_route(request.path)
+    return ProxyError(exc.status, exc.reason, code=None)
+
+
+def _access_line(request: web.Request, status: int, started: float, request_id: str) -> None:
+    fields: dict[str, Any] = request.get(LOG_FIELDS) or {}
+    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    log.info(
+        "request_id=%s method=%s path=%s status=%d ms=%.1f%s",
+        request_id,
+        request.method,
+        request.path,
+        status,
+        (time.perf_counter() - started) * 1000,
+        extra,
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request[LOG_FIELDS] = {}
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["x-request-id"] = request_id
+        return response
+    except ProxyError as exc:
+        status = exc.status
+        if exc.status >= 500 or exc.status == 429:
+            request[LOG_FIELDS]["error"] = repr(exc.message)
+        return error_response(exc, request_id)
+    except web.HTTPException as exc:
+        error = _from_http_exception(exc, request)
+        status = error.status
+        return error_response(error, request_id)
+    except Exception:
+        log.exception("request_id=%s unhandled error", request_id)
+        return error_response(errors.internal_error(), request_id)
+    finally:
+        if log.isEnabledFor(logging.INFO):
+            _access_line(request, status, started, request_id)
+
+
+def make_auth_middleware(keys: Iterable[str]) -> Middleware:
+    """Bearer-key check, constant time per key; a no-op when no key is configured."""
+    encoded = tuple(key.encode() for key in keys)
+
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if encoded and request.path not in OPEN_PATHS:
+            header = request.headers.get("Authorization", "")
+            scheme, _, presented = header.partition(" ")
+            token = presented.strip().encode() if scheme.lower() == "bearer" else b""
+            # Compare against every key without stopping early, so timing says nothing.
+            matched = False
+            for key in encoded:
+                matched |= hmac.compare_digest(token, key)
+            if not matched:
+                raise errors.invalid_api_key()
+        return await handler(request)
+
+    return auth_middleware

@@ -1,0 +1,133 @@
+"""POST /v1/chat/completions: validate, translate, dispatch, translate back (JSON or SSE)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .. import errors
+from ..errors import ProxyError
+from ..middleware import LOG_FIELDS
+from ..runtime import runtime_of
+from ..sse import DONE, encode_event
+from ..translate.request import to_gemini_request
+from ..translate.response import to_chat_completion
+from ..translate.stream import StreamTranslator
+from ..upstream.errors import UpstreamError, to_proxy_error
+from ..wire.openai import parse_chat_request
+
+log = logging.getLogger("gemini_cli_proxy.chat")
+
+_JSON_TYPES = frozenset({"application/json", ""})
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    # nginx and friends buffer responses unless told not to; a buffered stream is no stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+def _check_content_type(request: web.Request) -> None:
+    content_type = request.content_type
+    # aiohttp reports a missing header as application/octet-stream.
+    if "Content-Type" not in request.headers or content_type in _JSON_TYPES or content_type.endswith("+json"):
+        return
+    raise errors.invalid_request(
+        f"Unsupported Content-Type '{content_type}': send the body as JSON with "
+        "'Content-Type: application/json'.",
+        code="invalid_content_type",
+    )
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    runtime = runtime_of(request)
+    _check_content_type(request)
+    body = await request.read()
+    req = parse_chat_request(body)
+    info = runtime.catalog.get(req.model)
+    if info is None:
+        raise errors.model_not_found(req.model)
+    gemini_request = to_gemini_request(req)
+    stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
+    fields = request[LOG_FIELDS]
+    fields["model"] = info.id
+    fields["stream"] = "true" if stream else "false"
+    gateway = runtime.require_gateway()
+    created = int(time.time())
+    if not stream:
+        reply, cred = await gateway.generate(info.id, gemini_request)
+        fields["credential"] = repr(cred.label)
+        completion, notes = to_chat_completion(
+            reply, model=req.model, completion_id=_completion_id(), created=created
+        )
+        if notes:
+            fields["gemini"] = repr("; ".join(notes))
+        return web.Response(body=orjson.dumps(completion), content_type="application/json")
+    first, events, cred = await gateway.open_stream(info.id, gemini_request)
+    fields["credential"] = repr(cred.label)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    translator = StreamTranslator(
+        model=req.model, completion_id=_completion_id(), created=created, include_usage=include_usage
+    )
+    return await _relay(request, translator, first, events, fields)
+
+
+def _encode(chunks: list[dict[str, Any]]) -> bytes:
+    return b"".join(encode_event(chunk) for chunk in chunks)
+
+
+async def _relay(
+    request: web.Request,
+    translator: StreamTranslator,
+    first: dict[str, Any],
+    events: AsyncIterator[dict[str, Any]],
+    fields: dict[str, Any],
+) -> web.StreamResponse:
+    """Send the stream. Past this point nothing is retried: the client has bytes already."""
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await response.prepare(request)
+    try:
+        # One write per Google event: few syscalls, and aiohttp's write applies back-pressure,
+        # so a slow client slows the upstream read instead of making the proxy buffer.
+        await response.write(_encode(translator.feed(first)))
+        async for event in events:
+            chunks = translator.feed(event)
+            if chunks:
+                await response.write(_encode(chunks))
+        await response.write(_encode(translator.finish()) + DONE)
+    except UpstreamError as failure:
+        await _stream_error(response, to_proxy_error(failure), fields)
+    except ProxyError as failure:
+        await _stream_error(response, failure, fields)
+    except (ConnectionResetError, ConnectionError):
+        fields["client"] = "disconnected"
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()  # releases the upstream connection, also when the client went away
+    if translator.notes:
+        fields["gemini"] = repr("; ".join(translator.notes))
+    return response
+
+
+async def _stream_error(response: web.StreamResponse, error: ProxyError, fields: dict[str, Any]) -> None:
+    fields["stream_error"] = repr(error.message)
+    try:
+        await response.write(encode_event(error.body()) + DONE)
+    except ConnectionError:
+        fields["client"] = "disconnected"
+
+
+def register(app: web.Application) -> None:
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", chat_completions)

@@ -1,0 +1,44 @@
+"""Running an app on a socket until SIGTERM/SIGINT, then draining in-flight requests."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (absent on Windows)
+        return None
+    return uvloop.new_event_loop
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int, *, grace: float) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace, handler_cancellation=True)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=2048)
+        await site.start()
+        bound_port = runner.addresses[0][1] if runner.addresses else port
+        shown_host = f"[{host}]" if ":" in host else host
+        print(f"listening on http://{shown_host}:{bound_port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("shutting down: draining in-flight requests", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server coroutine on uvloop when available."""
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(main)

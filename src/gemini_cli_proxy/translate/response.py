@@ -1,0 +1,129 @@
+"""Gemini GenerateContentResponse -> OpenAI chat.completion. Pure: no I/O, no clock.
+
+Real replies are ragged (see ../shared/gemini-recordings): a candidate may have `content: {}` or
+no `parts`, a blocked prompt has no `candidates` key at all, so every lookup here is defensive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ..errors import upstream_error
+
+FINISH_REASONS: Final[dict[str, str]] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "LANGUAGE": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "IMAGE_OTHER": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "stop",
+    "UNEXPECTED_TOOL_CALL": "stop",
+    "TOO_MANY_TOOL_CALLS": "stop",
+    "OTHER": "stop",
+    "FINISH_REASON_UNSPECIFIED": "stop",
+}
+# Reasons that end a reply for a cause the OpenAI finish_reason cannot say; worth a log line.
+NOTABLE_REASONS: Final = frozenset(
+    {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"}
+)
+
+
+def finish_reason(gemini_reason: str) -> str:
+    return FINISH_REASONS.get(gemini_reason, "stop")
+
+
+def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """OpenAI usage from Gemini's usageMetadata (thinking counts as completion, as OpenAI bills it)."""
+    meta = metadata or {}
+    prompt = meta.get("promptTokenCount", 0) + meta.get("toolUsePromptTokenCount", 0)
+    thoughts = meta.get("thoughtsTokenCount", 0)
+    completion = meta.get("candidatesTokenCount", 0) + thoughts
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": meta.get("cachedContentTokenCount", 0)},
+        "completion_tokens_details": {"reasoning_tokens": thoughts},
+    }
+
+
+def block_reason(response: dict[str, Any]) -> str | None:
+    """The reason Google refused the prompt itself, when it did (200, no candidates)."""
+    feedback = response.get("promptFeedback")
+    if isinstance(feedback, dict) and not response.get("candidates"):
+        reason = feedback.get("blockReason")
+        return str(reason) if reason else None
+    return None
+
+
+def split_parts(parts: list[dict[str, Any]]) -> tuple[str, str]:
+    """(answer text, thought text) of a candidate's parts; thoughts never go into the answer."""
+    answer: list[str] = []
+    thoughts: list[str] = []
+    for part in parts:
+        text = part.get("text")
+        if text:
+            (thoughts if part.get("thought") else answer).append(text)
+    return "".join(answer), "".join(thoughts)
+
+
+def candidate_parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
+    content = candidate.get("content")
+    if not isinstance(content, dict):
+        return []
+    parts = content.get("parts")
+    return parts if isinstance(parts, list) else []
+
+
+def _message(content: str, reasoning: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return message
+
+
+def to_chat_completion(
+    response: dict[str, Any], *, model: str, completion_id: str, created: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The chat.completion for `response`, and Gemini finish/block reasons worth logging."""
+    notes: list[str] = []
+    choices: list[dict[str, Any]] = []
+    blocked = block_reason(response)
+    if blocked is not None:
+        notes.append(f"prompt blocked: {blocked}")
+        choices.append(
+            {"index": 0, "message": _message("", ""), "logprobs": None, "finish_reason": "content_filter"}
+        )
+    for position, candidate in enumerate(response.get("candidates") or ()):
+        content, reasoning = split_parts(candidate_parts(candidate))
+        reason = candidate.get("finishReason") or "STOP"
+        if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
+            notes.append(f"finish reason: {reason}")
+        choices.append(
+            {
+                "index": candidate.get("index", position),
+                "message": _message(content, reasoning),
+                "logprobs": None,
+                "finish_reason": finish_reason(reason),
+            }
+        )
+    if not choices:
+        raise upstream_error("Gemini answered with neither a candidate nor a block reason.")
+    choices.sort(key=lambda choice: int(choice["index"]))
+    completion = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage(response.get("usageMetadata")),
+        "system_fingerprint": None,
+    }
+    return completion, notes

@@ -1,0 +1,96 @@
+"""Gemini stream events -> OpenAI chat.completion.chunk objects, incrementally. Pure.
+
+OpenAI's stream shape, which strict clients check: the first chunk of each choice carries
+`delta.role`, then content deltas, then one chunk with an empty delta and the `finish_reason`;
+with `stream_options.include_usage` every chunk has `usage: null` and one last chunk has
+`choices: []` and the usage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .response import FINISH_REASONS, NOTABLE_REASONS, block_reason, candidate_parts, finish_reason, usage
+
+
+class StreamTranslator:
+    """Feed it Gemini's events in order; it returns the OpenAI chunks each one produces."""
+
+    __slots__ = ("_base", "_finished", "_include_usage", "_started", "_usage_meta", "notes")
+
+    def __init__(self, *, model: str, completion_id: str, created: int, include_usage: bool) -> None:
+        self._base: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        if include_usage:
+            self._base["usage"] = None
+        self._include_usage = include_usage
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
+        self._usage_meta: dict[str, Any] | None = None
+        self.notes: list[str] = []
+
+    def _chunk(self, index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
+        chunk = dict(self._base)
+        chunk["choices"] = [{"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}]
+        return chunk
+
+    def _open(self, index: int, out: list[dict[str, Any]]) -> None:
+        if index not in self._started:
+            self._started.add(index)
+            out.append(self._chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        meta = event.get("usageMetadata")
+        if isinstance(meta, dict):
+            self._usage_meta = meta  # Google's usage is cumulative: the last one is the total.
+        blocked = block_reason(event)
+        if blocked is not None:
+            self.notes.append(f"prompt blocked: {blocked}")
+            self._open(0, out)
+            self._close(0, "content_filter", out)
+            return out
+        for position, candidate in enumerate(event.get("candidates") or ()):
+            index = int(candidate.get("index", position))
+            if index in self._finished:
+                continue
+            self._open(index, out)
+            for part in candidate_parts(candidate):
+                # Empty text parts are normal (Gemini 3 ends streams with one); they add nothing.
+                text = part.get("text")
+                if text:
+                    key = "reasoning_content" if part.get("thought") else "content"
+                    out.append(self._chunk(index, {key: text}))
+            reason = candidate.get("finishReason")
+            if reason:
+                if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
+                    self.notes.append(f"finish reason: {reason}")
+                self._close(index, finish_reason(reason), out)
+        return out
+
+    def _close(self, index: int, reason: str, out: list[dict[str, Any]]) -> None:
+        self._finished.add(index)
+        out.append(self._chunk(index, {}, reason))
+
+    @property
+    def started(self) -> bool:
+        return bool(self._started)
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Chunks that close the stream after Google's last event: open choices, then usage."""
+        out: list[dict[str, Any]] = []
+        if not self._started:
+            self._open(0, out)
+        for index in sorted(self._started - self._finished):
+            self._close(index, "stop", out)
+        if self._include_usage:
+            chunk = dict(self._base)
+            chunk["choices"] = []
+            chunk["usage"] = usage(self._usage_meta)
+            out.append(chunk)
+        return out

@@ -1,0 +1,172 @@
+"""Google's Code Assist endpoint (what gemini-cli's OAuth accounts use).
+
+Calls are wrapped: `{model, project, user_prompt_id, request: GenerateContentRequest}` in,
+`{response: GenerateContentResponse, traceId}` out, per event when streaming. The project is
+`GEMINI_PROJECT_ID`, or discovered once per credential with loadCodeAssist / onboardUser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..pool.credentials import OAuthCredential
+from .errors import UpstreamError, Verdict, garbage
+from .http import request_json, sse_events
+from .oauth import TokenManager
+
+log = logging.getLogger("gemini_cli_proxy.codeassist")
+
+_METADATA = {"ideType": "IDE_UNSPECIFIED", "platform": "PLATFORM_UNSPECIFIED", "pluginType": "GEMINI"}
+ONBOARD_POLL_SECONDS = 2.0
+ONBOARD_MAX_POLLS = 30
+
+
+def _project_id(value: Any) -> str | None:
+    """loadCodeAssist says the project as a string; onboardUser as {id, name}."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
+        return str(value["id"])
+    return None
+
+
+def _unwrap(reply: Any) -> dict[str, Any]:
+    if not isinstance(reply, dict) or not isinstance(reply.get("response"), dict):
+        raise garbage("Code Assist reply without a 'response' object")
+    response: dict[str, Any] = reply["response"]
+    return response
+
+
+class CodeAssistClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenManager,
+        *,
+        endpoint: str,
+        api_version: str,
+        project_id: str | None,
+        poll_seconds: float = ONBOARD_POLL_SECONDS,
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self._base = f"{endpoint.rstrip('/')}/{api_version}"
+        self._fixed_project = project_id
+        self._poll_seconds = poll_seconds
+        self._discovering: dict[str, asyncio.Task[str]] = {}
+
+    async def _call(
+        self, cred: OAuthCredential, method: str, body: dict[str, Any] | None, *, get: bool = False
+    ) -> Any:
+        """One JSON call with a fresh token; a 401 gets one forced refresh and one retry."""
+        url = f"{self._base}:{method}" if not get else f"{self._base}/{method}"
+        payload = orjson.dumps(body) if body is not None else None
+        token = ""
+        for attempt in (1, 2):
+            token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+            try:
+                return await request_json(
+                    self._session,
+                    "GET" if get else "POST",
+                    url,
+                    headers=headers,
+                    body=payload,
+                    secrets=cred.secrets(),
+                )
+            except UpstreamError as exc:
+                if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def project(self, cred: OAuthCredential) -> str:
+        if self._fixed_project:
+            return self._fixed_project
+        if cred.project_id:
+            return cred.project_id
+        task = self._discovering.get(cred.id)
+        if task is None:
+            task = asyncio.ensure_future(self._discover(cred))
+            self._discovering[cred.id] = task
+            task.add_done_callback(lambda _: self._discovering.pop(cred.id, None))
+        return await asyncio.shield(task)
+
+    async def _discover(self, cred: OAuthCredential) -> str:
+        loaded = await self._call(cred, "loadCodeAssist", {"metadata": dict(_METADATA)})
+        project = _project_id(loaded.get("cloudaicompanionProject")) if isinstance(loaded, dict) else None
+        if project is None:
+            project = await self._onboard(cred, loaded if isinstance(loaded, dict) else {})
+        cred.project_id = project
+        log.info("code assist project for %s: %s", cred.label, project)
+        return project
+
+    async def _onboard(self, cred: OAuthCredential, loaded: dict[str, Any]) -> str:
+        tiers = [t for t in loaded.get("allowedTiers") or () if isinstance(t, dict)]
+        default = next((t for t in tiers if t.get("isDefault")), None)
+        tier_id = str(default.get("id")) if default and default.get("id") else "free-tier"
+        operation = await self._call(cred, "onboardUser", {"tierId": tier_id, "metadata": dict(_METADATA)})
+        for _ in range(ONBOARD_MAX_POLLS):
+            if not isinstance(operation, dict):
+                break
+            if operation.get("done"):
+                response = operation.get("response")
+                project = (
+                    _project_id(response.get("cloudaicompanionProject"))
+                    if isinstance(response, dict)
+                    else None
+                )
+                if project is None:
+                    break
+                return project
+            name = operation.get("name")
+            if not isinstance(name, str) or not name:
+                break
+            await asyncio.sleep(self._poll_seconds)
+            operation = await self._call(cred, name, None, get=True)
+        raise UpstreamError(
+            Verdict.PERMISSION,
+            0,
+            "Code Assist onboarding did not yield a project; "
+            "set GEMINI_PROJECT_ID to your Google Cloud project",
+        )
+
+    async def _envelope(self, cred: OAuthCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "model": model,
+            "project": await self.project(cred),
+            "user_prompt_id": uuid.uuid4().hex,
+            "request": request,
+        }
+
+    async def generate(self, cred: OAuthCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        return _unwrap(await self._call(cred, "generateContent", await self._envelope(cred, model, request)))
+
+    async def stream(
+        self, cred: OAuthCredential, model: str, request: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        body = orjson.dumps(await self._envelope(cred, model, request))
+        url = f"{self._base}:streamGenerateContent?alt=sse"
+        token = ""
+        for attempt in (1, 2):
+            token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+            events = sse_events(self._session, url, headers=headers, body=body, secrets=cred.secrets())
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                return
+            except UpstreamError as exc:
+                if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
+                    raise
+                continue
+            yield _unwrap(first)
+            async for event in events:
+                yield _unwrap(event)
+            return

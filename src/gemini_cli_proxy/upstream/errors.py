@@ -1,0 +1,183 @@
+"""The one boundary where Google's errors become `UpstreamError`, and those become client errors.
+
+Google's error body: `{"error": {code, message, status, details: [RetryInfo, QuotaFailure,
+ErrorInfo, ...]}}`; Code Assist sometimes wraps it in a JSON array. OAuth's token endpoint answers
+`{"error": "invalid_grant", "error_description": ...}` instead.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from .. import errors
+from ..errors import ProxyError
+from ..redact import scrub
+
+
+class Verdict(enum.Enum):
+    """What the failure says about the credential, which decides what the pool does next."""
+
+    RATE_LIMITED = "rate_limited"  # cool the credential down for retry_after, try another
+    QUOTA_EXHAUSTED = "quota_exhausted"  # out for the day, try another
+    CAPACITY = "capacity"  # Google's capacity, not the credential's: try another, mark nothing
+    SERVER = "server"  # 5xx: try another
+    UNREACHABLE = "unreachable"  # connection failed or garbage: try another
+    TIMEOUT = "timeout"  # no answer in time: try another
+    UNAUTHENTICATED = "unauthenticated"  # OAuth token refused: refresh once, retry
+    CREDENTIAL_INVALID = "credential_invalid"  # bad key, revoked grant: disable, try another
+    PERMISSION = "permission"  # this credential may not do this: try another
+    CLIENT = "client"  # the request itself is wrong: answer the client, retrying cannot help
+
+
+RETRY_ELSEWHERE: Final = frozenset(
+    {
+        Verdict.RATE_LIMITED,
+        Verdict.QUOTA_EXHAUSTED,
+        Verdict.CAPACITY,
+        Verdict.SERVER,
+        Verdict.UNREACHABLE,
+        Verdict.TIMEOUT,
+        Verdict.CREDENTIAL_INVALID,
+        Verdict.PERMISSION,
+        Verdict.UNAUTHENTICATED,
+    }
+)
+
+_DISABLING_REASONS: Final = frozenset({"API_KEY_INVALID", "CONSUMER_INVALID", "API_KEY_SERVICE_BLOCKED"})
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+# gemini-cli treats a retry delay this long as a spent quota rather than a rate limit.
+LONG_DELAY_SECONDS: Final = 300.0
+
+
+@dataclass(eq=False)
+class UpstreamError(Exception):
+    verdict: Verdict
+    status: int  # Google's HTTP status, 0 when no answer came
+    message: str
+    google_status: str = ""
+    reason: str = ""
+    retry_after: float | None = None
+    quota_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.google_status or self.verdict.value}: {self.message}"
+
+
+def _error_object(payload: Any) -> dict[str, Any] | None:
+    if isinstance(payload, list) and payload:
+        payload = payload[0]  # Code Assist's array wrapping
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def parse_delay(text: Any) -> float | None:
+    if isinstance(text, str) and (match := _DELAY.match(text)):
+        return float(match.group(1))
+    return None
+
+
+def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) -> UpstreamError:
+    """Classify one non-2xx answer from Google."""
+    try:
+        payload: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    error = _error_object(payload)
+    if error is None:
+        if isinstance(payload, dict) and payload.get("error") == "invalid_grant":
+            return UpstreamError(
+                Verdict.CREDENTIAL_INVALID,
+                status,
+                "the OAuth refresh token was revoked or expired (invalid_grant)",
+                reason="invalid_grant",
+            )
+        snippet = scrub(body[:200].decode("utf-8", "replace"), secrets)
+        verdict = Verdict.SERVER if status >= 500 else Verdict.UNREACHABLE
+        return UpstreamError(verdict, status, f"unexpected answer from Google: {snippet!r}")
+    message = scrub(str(error.get("message", "")), secrets)
+    google_status = str(error.get("status", ""))
+    reason = ""
+    retry_after: float | None = None
+    quota_ids: list[str] = []
+    for detail in error.get("details") or ():
+        if not isinstance(detail, dict):
+            continue
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("ErrorInfo"):
+            reason = reason or str(detail.get("reason", ""))
+        elif kind.endswith("RetryInfo"):
+            retry_after = parse_delay(detail.get("retryDelay"))
+        elif kind.endswith("QuotaFailure"):
+            quota_ids.extend(
+                str(v.get("quotaId", "")) for v in detail.get("violations") or () if isinstance(v, dict)
+            )
+    verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
+    return UpstreamError(verdict, status, message, google_status, reason, retry_after, tuple(quota_ids))
+
+
+def _verdict(
+    status: int, google_status: str, reason: str, retry_after: float | None, quota_ids: list[str]
+) -> Verdict:
+    if reason in _DISABLING_REASONS:
+        return Verdict.CREDENTIAL_INVALID
+    if status == 429:
+        if reason == "MODEL_CAPACITY_EXHAUSTED":
+            return Verdict.CAPACITY
+        daily = reason == "QUOTA_EXHAUSTED" or any("PerDay" in q or "Daily" in q for q in quota_ids)
+        if daily or (retry_after is not None and retry_after > LONG_DELAY_SECONDS):
+            return Verdict.QUOTA_EXHAUSTED
+        return Verdict.RATE_LIMITED
+    if status == 401:
+        return Verdict.UNAUTHENTICATED
+    if status == 403:
+        if reason in {"CONSUMER_INVALID", "SERVICE_DISABLED"}:
+            return Verdict.CREDENTIAL_INVALID
+        return Verdict.PERMISSION
+    if status == 504 or google_status == "DEADLINE_EXCEEDED":
+        return Verdict.TIMEOUT
+    if status >= 500:
+        return Verdict.SERVER
+    return Verdict.CLIENT
+
+
+def to_proxy_error(error: UpstreamError) -> ProxyError:
+    """The client's view of a failure nobody could recover from."""
+    text = f"Gemini: {error.message}" if error.message else "Gemini refused the request."
+    match error.verdict:
+        case Verdict.RATE_LIMITED:
+            return errors.rate_limited(f"Rate limited by Google. {text}", error.retry_after)
+        case Verdict.QUOTA_EXHAUSTED:
+            return errors.rate_limited(f"Google quota exhausted. {text}", error.retry_after, daily=True)
+        case Verdict.CAPACITY:
+            return errors.rate_limited(
+                f"Google has no capacity for this model now. {text}", error.retry_after
+            )
+        case Verdict.TIMEOUT:
+            return errors.upstream_timeout(f"Google did not answer in time. {text}")
+        case Verdict.SERVER | Verdict.UNREACHABLE:
+            return errors.upstream_error(f"Google failed to answer ({error.status or 'no response'}). {text}")
+        case Verdict.CREDENTIAL_INVALID:
+            return errors.no_credentials(f"Every usable credential was rejected by Google. {text}")
+        case Verdict.PERMISSION | Verdict.UNAUTHENTICATED:
+            return errors.permission_denied(f"Google refused the credential's permission. {text}")
+        case Verdict.CLIENT:
+            if error.status == 404:
+                return ProxyError(404, text, param="model", code="model_not_found")
+            return ProxyError(400, text, param=None, code=None)
+
+
+def unreachable(detail: str) -> UpstreamError:
+    return UpstreamError(Verdict.UNREACHABLE, 0, f"could not reach Google ({detail})")
+
+
+def timed_out(detail: str) -> UpstreamError:
+    return UpstreamError(Verdict.TIMEOUT, 0, f"no answer from Google in time ({detail})")
+
+
+def garbage(detail: str) -> UpstreamError:
+    return UpstreamError(Verdict.UNREACHABLE, 200, f"Google's answer could not be read ({detail})")

@@ -1,0 +1,102 @@
+"""HTTP to Google over the one shared aiohttp session, with transport failures mapped in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+
+from ..sse import SSEDecoder
+from .errors import UpstreamError, from_response, garbage, timed_out, unreachable
+
+T = TypeVar("T")
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+async def guarded(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one network step, turning aiohttp's failures into UpstreamError."""
+    try:
+        return await call()
+    except UpstreamError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise timed_out(type(exc).__name__) from None
+    except aiohttp.ClientError as exc:
+        raise unreachable(type(exc).__name__) from None
+
+
+async def request_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    form: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Any:
+    """One JSON request; any non-2xx answer raises the classified UpstreamError."""
+
+    async def call() -> Any:
+        async with session.request(method, url, headers=headers, data=body if form is None else form) as resp:
+            raw = await resp.read()
+            if resp.status >= 300:
+                raise from_response(resp.status, raw, secrets=secrets)
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise garbage("not JSON") from None
+
+    return await guarded(call)
+
+
+async def sse_events(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes,
+    secrets: tuple[str, ...] = (),
+) -> AsyncIterator[dict[str, Any]]:
+    """Google's SSE events as dicts. The request is sent on the first `__anext__`, so a failure
+    to connect or a non-200 answer surfaces there, before anything reached the client."""
+    resp = await guarded(lambda: session.post(url, headers=headers, data=body))
+    try:
+        if resp.status != 200:
+            raw = await guarded(resp.read)
+            raise from_response(resp.status, raw, secrets=secrets)
+        decoder = SSEDecoder()
+        while True:
+            chunk = await guarded(resp.content.readany)
+            if not chunk:
+                break
+            for data in decoder.feed(chunk):
+                yield _event(data)
+        for data in decoder.flush():
+            yield _event(data)
+    finally:
+        # Releasing (not closing) keeps the connection for reuse when the body was read to the
+        # end; a stream abandoned midway is closed so that Google stops generating.
+        if resp.content.at_eof():
+            resp.release()
+        else:
+            resp.close()
+
+
+def _event(data: bytes) -> dict[str, Any]:
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise garbage("a stream event was not JSON") from None
+    if not isinstance(event, dict):
+        raise garbage("a stream event was not an object")
+    if isinstance(event.get("error"), dict):
+        # Google reports a failure inside a stream that had started as a 200.
+        raise from_response(int(event["error"].get("code") or 500), data)
+    return event
+
+
+def timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)

@@ -1,0 +1,114 @@
+"""OAuth access tokens for gemini-cli credentials: refresh, single flight, atomic write-back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..pool.credentials import OAuthCredential
+from .errors import UpstreamError, Verdict, garbage
+from .http import request_json
+
+# Refresh this long before expiry, so a token never dies in the middle of a long stream's start.
+REFRESH_MARGIN_SECONDS = 300.0
+
+log = logging.getLogger("gemini_cli_proxy.oauth")
+
+
+def write_back(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` with `data` atomically (temp file + rename), readable by its owner only."""
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            os.fchmod(temp.fileno(), 0o600)
+            temp.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+class TokenManager:
+    """Hands out valid access tokens; concurrent callers share one refresh per credential."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._session = session
+        self._token_url = token_url
+        self._client = {"client_id": client_id, "client_secret": client_secret}
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Task[str]] = {}
+
+    def is_fresh(self, cred: OAuthCredential) -> bool:
+        return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
+
+    async def access_token(self, cred: OAuthCredential, *, force: bool = False, stale: str = "") -> str:
+        """A token for `cred`. `force` refreshes even a token that looks fresh, unless it already
+        differs from `stale` (the one Google refused), i.e. another request refreshed it meanwhile."""
+        if not force and self.is_fresh(cred):
+            return cred.access_token
+        if force and stale and cred.access_token and cred.access_token != stale:
+            return cred.access_token
+        task = self._inflight.get(cred.id)
+        if task is None:
+            task = asyncio.ensure_future(self._refresh(cred))
+            self._inflight[cred.id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(cred.id, None))
+        # shield: one caller giving up (client disconnect) must not cancel the shared refresh.
+        return await asyncio.shield(task)
+
+    async def _refresh(self, cred: OAuthCredential) -> str:
+        form = {"grant_type": "refresh_token", "refresh_token": cred.refresh_token, **self._client}
+        started = self._clock()
+        try:
+            reply = await request_json(
+                self._session, "POST", self._token_url, headers={}, form=form, secrets=cred.secrets()
+            )
+        except UpstreamError as exc:
+            if exc.verdict is Verdict.CREDENTIAL_INVALID or exc.status in (400, 401):
+                log.error(
+                    "oauth refresh refused for %s: %s; the credential is disabled, "
+                    "sign in again with gemini-cli",
+                    cred.label,
+                    exc.message,
+                )
+                raise UpstreamError(
+                    Verdict.CREDENTIAL_INVALID, exc.status, exc.message, reason="invalid_grant"
+                ) from None
+            raise
+        token = reply.get("access_token") if isinstance(reply, dict) else None
+        if not isinstance(token, str) or not token:
+            raise garbage("the token endpoint returned no access_token")
+        expires_in = reply.get("expires_in", 3600)
+        cred.access_token = token
+        cred.expires_at = started + float(expires_in if isinstance(expires_in, int | float) else 3600)
+        cred.raw.update(
+            {k: v for k, v in reply.items() if k in {"access_token", "id_token", "scope", "token_type"}}
+        )
+        cred.raw["expiry_date"] = int(cred.expires_at * 1000)
+        if isinstance(reply.get("refresh_token"), str):  # Google may rotate it; the id stays
+            cred.refresh_token = cred.raw["refresh_token"] = reply["refresh_token"]
+        if cred.path is not None:
+            try:
+                await asyncio.to_thread(write_back, cred.path, dict(cred.raw))
+            except OSError as exc:
+                log.warning("could not write the refreshed token back to %s: %s", cred.path, exc.strerror)
+        log.info("oauth token refreshed for %s", cred.label)
+        return token

@@ -1,0 +1,261 @@
+"""The OpenAI Chat Completions request, as typed models, and its validation into 400 errors.
+
+Strict types: OpenAI itself refuses `"temperature": "0.5"`, so the proxy does too. Unknown fields
+are ignored, since real clients send many (`x-stainless` SDK extras, vendor keys).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ProxyError, invalid_request
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class TextPart(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Model):
+    url: str
+    detail: str | None = None
+
+
+class ImagePart(_Model):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(_Model):
+    data: str
+    format: str
+
+
+class AudioPart(_Model):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileData(_Model):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Model):
+    type: Literal["file"]
+    file: FileData
+
+
+class RefusalPart(_Model):
+    type: Literal["refusal"]
+    refusal: str
+
+
+UserPart = Annotated[TextPart | ImagePart | AudioPart | FilePart, Field(discriminator="type")]
+AssistantPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+    extra_content: dict[str, Any] | None = None
+
+
+class SystemMessage(_Model):
+    role: Literal["system"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class DeveloperMessage(_Model):
+    role: Literal["developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(_Model):
+    role: Literal["user"]
+    content: str | list[UserPart]
+    name: str | None = None
+
+
+class AssistantMessage(_Model):
+    role: Literal["assistant"]
+    content: str | list[AssistantPart] | None = None
+    name: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None
+    reasoning_content: str | None = None
+
+
+class ToolMessage(_Model):
+    role: Literal["tool"]
+    content: str | list[TextPart]
+    tool_call_id: str
+    name: str | None = None
+
+
+class FunctionMessage(_Model):
+    role: Literal["function"]
+    content: str | None
+    name: str
+
+
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage,
+    Field(discriminator="role"),
+]
+
+
+class StreamOptions(_Model):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(_Model):
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=8)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    seed: int | None = None
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    store: bool | None = None
+    service_tier: str | None = None
+    modalities: list[str] | None = None
+    # Accepted and checked here; what the proxy cannot honour yet is refused in `unsupported()`.
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, Any] | None = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    reasoning_effort: str | None = None
+    thinking_budget: int | None = None
+
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """Pydantic's error location as OpenAI spells a param: `messages[0].content`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"function-after[...]", "function-before[...]"}:
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_UNION_MEMBER = frozenset({"str", "none", "int", "float", "bool"})
+# Discriminated unions put the tag they chose into the error location; a client never wrote it.
+_TAGS = frozenset(
+    {
+        "system",
+        "developer",
+        "user",
+        "assistant",
+        "tool",
+        "function",
+        "text",
+        "image_url",
+        "input_audio",
+        "file",
+        "refusal",
+    }
+)
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    out: list[int | str] = []
+    previous: int | str | None = None
+    for part in loc:
+        is_member = isinstance(part, str) and (part in _UNION_MEMBER or "[" in part)
+        is_tag = isinstance(part, str) and isinstance(previous, int) and part in _TAGS
+        previous = part
+        if not (is_member or is_tag):  # e.g. `list[TextPart]`, or the role that chose the member
+            out.append(part)
+    return tuple(out)
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    loc = _clean_loc(error["loc"])
+    # A message whose role is unknown fails the discriminator at `messages[i]`.
+    if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        tag_field = "role" if loc[:1] == ("messages",) and len(loc) == 2 else "type"
+        param = _param((*loc, tag_field))
+        if error["type"] == "union_tag_not_found":
+            return param, f"Missing required parameter: '{param}'."
+        tag = error.get("ctx", {}).get("tag", "")
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return param, f"Invalid value {tag!r} for '{param}'. Supported values are: {expected}."
+    param = _param(loc)
+    if error["type"] == "missing":
+        return param, f"Missing required parameter: '{param}'."
+    return param, f"Invalid value for '{param}': {error['msg']}."
+
+
+def parse_chat_request(body: bytes) -> ChatCompletionRequest:
+    """Validate a raw request body; every problem becomes one 400 that names the field."""
+    if not body.strip():
+        raise invalid_request("The request body is empty; expected a JSON object.", code="invalid_json")
+    try:
+        return ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _validation_error(exc: ValidationError) -> ProxyError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] in {"json_invalid", "json_type"}:
+        return invalid_request(
+            "We could not parse the JSON body of your request: the body must be a JSON object. "
+            f"({first['msg']})",
+            code="invalid_json",
+        )
+    if first["type"] == "model_type" and not first["loc"]:
+        return invalid_request("The request body must be a JSON object.", code="invalid_json")
+    # Each member of a union reports its own failure; the one that got deepest into the input is
+    # the member the client meant.
+    chosen = max(errors, key=lambda error: len(_clean_loc(error["loc"])))
+    param, message = _describe(chosen)
+    code = "missing_required_parameter" if chosen["type"] == "missing" else "invalid_value"
+    if param == "messages" and chosen["type"] == "too_short":
+        return invalid_request("'messages' must contain at least one message.", param="messages", code=code)
+    return invalid_request(message, param=param, code=code)
