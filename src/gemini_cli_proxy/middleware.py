@@ -21,7 +21,7 @@ log = logging.getLogger("gemini_cli_proxy.access")
 # The only route a monitor may call without a key.
 OPEN_PATHS = frozenset({"/health"})
 # Handlers put what the access line should say about a request under this key.
-LOG_FIELDS = "log_fields"
+LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
 
 
 def error_response(error: ProxyError, request_id: str = "") -> web.Response:
@@ -44,7 +44,7 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> ProxyE
 
 
 def _access_line(request: web.Request, status: int, started: float, request_id: str) -> None:
-    fields: dict[str, Any] = request.get(LOG_FIELDS) or {}
+    fields = request.get(LOG_FIELDS) or {}
     extra = "".join(f" {key}={value}" for key, value in fields.items())
     log.info(
         "request_id=%s method=%s path=%s status=%d ms=%.1f%s",

@@ -124,6 +124,5 @@ def to_chat_completion(
         "model": model,
         "choices": choices,
         "usage": usage(response.get("usageMetadata")),
-        "system_fingerprint": None,
     }
     return completion, notes

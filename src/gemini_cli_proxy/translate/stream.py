@@ -24,7 +24,6 @@ class StreamTranslator:
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "system_fingerprint": None,
         }
         if include_usage:
             self._base["usage"] = None

@@ -1,0 +1,66 @@
+"""Test support: servers on a background event loop, OpenAI schema checks, recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import orjson
+from aiohttp import web
+
+FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; real servers run here while tests use sync clients."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-servers", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start_app(self, app: web.Application) -> tuple[web.AppRunner, str]:
+        async def start() -> tuple[web.AppRunner, str]:
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+        return self.run(start())
+
+    def stop_app(self, runner: web.AppRunner) -> None:
+        self.run(runner.cleanup())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+
+
+@cache
+def _validator(root: str) -> jsonschema.Draft202012Validator:
+    document = orjson.loads((FIXTURES / "openai_schemas.json").read_bytes())
+    # The document's refs are `#/$defs/...`, so the root is the document itself plus a `$ref`.
+    return jsonschema.Draft202012Validator({**document, "$ref": f"#/$defs/{root}"})
+
+
+def assert_schema(instance: Any, root: str) -> None:
+    """Validate `instance` against OpenAI's published schema `root` (e.g. CreateChatCompletionResponse)."""
+    errors = sorted(_validator(root).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{root} schema violations: " + "; ".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]
+    )
+
+
+def recording(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((FIXTURES / f"{name}.json").read_bytes())
+    return data

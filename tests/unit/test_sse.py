@@ -1,0 +1,70 @@
+"""The SSE codec: any byte split, LF or CRLF, always the same events."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+from support import recording
+
+from gemini_cli_proxy.sse import DONE, SSEDecoder, encode_event
+
+
+def _decode(pieces: list[bytes]) -> list[bytes]:
+    decoder = SSEDecoder()
+    events: list[bytes] = []
+    for piece in pieces:
+        events.extend(decoder.feed(piece))
+    events.extend(decoder.flush())
+    return events
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+
+
+RAW = recording("aistudio-stream-sse-text-1")["response_raw"].encode()
+EXPECTED = [orjson.loads(orjson.dumps(e)) for e in recording("aistudio-stream-sse-text-1")["response_events"]]
+
+
+def test_recorded_crlf_stream_decodes_to_its_events() -> None:
+    assert [orjson.loads(e) for e in _decode([RAW])] == EXPECTED
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_any_split_of_the_recorded_stream_gives_the_same_events(cuts: list[int]) -> None:
+    assert [orjson.loads(e) for e in _decode(_split(RAW, cuts))] == EXPECTED
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), min_size=1, max_size=8),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.lists(st.integers(min_value=0, max_value=5_000), max_size=30),
+)
+def test_any_payloads_any_line_ending_any_split(payloads: list[str], newline: bytes, cuts: list[int]) -> None:
+    stream = b"".join(b"data: " + orjson.dumps(p) + newline + newline for p in payloads)
+    assert [orjson.loads(e) for e in _decode(_split(stream, cuts))] == payloads
+
+
+def test_multiline_data_comments_and_other_fields() -> None:
+    stream = b": keep-alive\nevent: message\nid: 7\ndata: {\"a\":\ndata: 1}\n\nretry: 5\ndata:{\"b\":2}\n\n"
+    assert [orjson.loads(e) for e in _decode([stream])] == [{"a": 1}, {"b": 2}]
+
+
+def test_unterminated_last_event_is_flushed() -> None:
+    assert _decode([b"data: {\"x\":1}"]) == [b'{"x":1}']
+
+
+def test_utf8_split_inside_a_character() -> None:
+    stream = 'data: {"t":"héllo ✓"}\r\n\r\n'.encode()
+    cut = stream.index("✓".encode()) + 1
+    assert [orjson.loads(e) for e in _decode([stream[:cut], stream[cut:]])] == [{"t": "héllo ✓"}]
+
+
+def test_encode_event_round_trips_and_done_marker() -> None:
+    payload = {"text": "line one\nline two", "n": 1}
+    encoded = encode_event(payload)
+    assert encoded.startswith(b"data: ") and encoded.endswith(b"\n\n") and encoded.count(b"\n") == 2
+    assert [orjson.loads(e) for e in _decode([encoded])] == [payload]
+    assert DONE == b"data: [DONE]\n\n"
