@@ -15,11 +15,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import LoopThread  # noqa: E402
-
-from gemini_cli_proxy.app import create_app  # noqa: E402
-from gemini_cli_proxy.settings import Settings  # noqa: E402
-from gemini_cli_proxy.testing import FakeGoogle, create_fake_app  # noqa: E402
+from gemini_cli_proxy.app import create_app
+from gemini_cli_proxy.settings import Settings
+from gemini_cli_proxy.testing import FakeGoogle, create_fake_app
+from support import LoopThread
 
 # Settings the machine's environment might carry; every test starts without them.
 _SETTING_PREFIXES = ("PROXY_", "GEMINI_", "VERTEX_", "GCP_", "GOOGLE_", "CODE_ASSIST_", "OPENAI_")

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import Proxy, StartProxy
-from support import assert_schema, recording
 
+from conftest import Proxy, StartProxy
 from gemini_cli_proxy.testing import FakeGoogle, Reply
+from support import assert_schema, recording
 
 MODEL = "gemini-2.5-flash"
 
@@ -22,8 +22,12 @@ def _dump(obj: Any) -> dict[str, Any]:
 
 
 def test_plain_completion_with_system_and_developer_messages(client: openai.OpenAI, fake: FakeGoogle) -> None:
-    fake.push(Reply.text("Paris is the capital.", usage={"promptTokenCount": 12, "candidatesTokenCount": 5,
-                                                           "totalTokenCount": 17}))
+    fake.push(
+        Reply.text(
+            "Paris is the capital.",
+            usage={"promptTokenCount": 12, "candidatesTokenCount": 5, "totalTokenCount": 17},
+        )
+    )
     result = client.chat.completions.create(
         model=MODEL,
         messages=[
@@ -43,12 +47,18 @@ def test_plain_completion_with_system_and_developer_messages(client: openai.Open
     assert choice.finish_reason == "stop"
     assert choice.logprobs is None
     assert result.usage is not None
-    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.total_tokens) == (12, 5, 17)
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens, result.usage.total_tokens) == (
+        12,
+        5,
+        17,
+    )
 
     (sent,) = fake.generate_requests()
     assert sent.path == f"/v1beta/models/{MODEL}:generateContent"
     assert sent.api_key == "test-key-0001" and not sent.key_in_query
-    assert sent.request["systemInstruction"] == {"parts": [{"text": "You are terse."}, {"text": "Answer in English."}]}
+    assert sent.request["systemInstruction"] == {
+        "parts": [{"text": "You are terse."}, {"text": "Answer in English."}]
+    }
     assert sent.request["contents"] == [{"role": "user", "parts": [{"text": "Capital of France?"}]}]
 
 
@@ -56,7 +66,10 @@ def test_conversation_roles_and_parameters_reach_gemini(client: openai.OpenAI, f
     client.chat.completions.create(
         model=MODEL,
         messages=[
-            {"role": "user", "content": [{"type": "text", "text": "Hi, "}, {"type": "text", "text": "there"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Hi, "}, {"type": "text", "text": "there"}],
+            },
             {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "Tell me a joke"},
             {"role": "user", "content": "about cats"},
@@ -157,7 +170,9 @@ def test_stream_default_setting(start_proxy: StartProxy, fake: FakeGoogle) -> No
 
 def test_streaming_n_choices_each_finish(client: openai.OpenAI, fake: FakeGoogle) -> None:
     chunks = list(
-        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x y"}], n=2, stream=True)
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x y"}], n=2, stream=True
+        )
     )
     for chunk in chunks:
         assert_schema(_dump(chunk), "CreateChatCompletionStreamResponse")
@@ -170,7 +185,9 @@ def test_streaming_n_choices_each_finish(client: openai.OpenAI, fake: FakeGoogle
 def test_async_client_plain_and_stream(proxy: Proxy, fake: FakeGoogle) -> None:
     async def scenario() -> tuple[str | None, str]:
         async with proxy.async_client() as sdk:
-            plain = await sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+            plain = await sdk.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}]
+            )
             stream = await sdk.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": "hi there"}], stream=True
             )
@@ -193,14 +210,22 @@ def test_unknown_extra_fields_and_sdk_headers_are_ignored(proxy: Proxy, fake: Fa
     response = httpx.post(
         f"{proxy.url}/v1/chat/completions",
         headers={"x-stainless-lang": "python", "x-stainless-retry-count": "0", "accept-language": "*"},
-        json={"model": MODEL, "messages": [{"role": "user", "content": "x", "name": "bob"}], "zzz": 1,
-              "store": False, "service_tier": "auto", "modalities": ["text"]},
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "x", "name": "bob"}],
+            "zzz": 1,
+            "store": False,
+            "service_tier": "auto",
+            "modalities": ["text"],
+        },
     )
     assert response.status_code == 200, response.text
 
 
 def test_models_prefix_spelling_is_accepted(client: openai.OpenAI, fake: FakeGoogle) -> None:
-    result = client.chat.completions.create(model=f"models/{MODEL}", messages=[{"role": "user", "content": "x"}])
+    result = client.chat.completions.create(
+        model=f"models/{MODEL}", messages=[{"role": "user", "content": "x"}]
+    )
     assert result.model == f"models/{MODEL}"
     assert fake.generate_requests()[0].model == MODEL
 
@@ -225,7 +250,9 @@ def test_prompt_blocked_is_content_filter(client: openai.OpenAI, fake: FakeGoogl
 
 def test_recorded_max_tokens_without_parts_is_length(client: openai.OpenAI, fake: FakeGoogle) -> None:
     fake.push(Reply.response(recording("aistudio-generate-max-tokens-2")["response_body"]))
-    result = client.chat.completions.create(model="gemini-2.5-pro", messages=[{"role": "user", "content": "x"}])
+    result = client.chat.completions.create(
+        model="gemini-2.5-pro", messages=[{"role": "user", "content": "x"}]
+    )
     assert_schema(_dump(result), "CreateChatCompletionResponse")
     assert result.choices[0].finish_reason == "length"
     assert result.choices[0].message.content == ""
@@ -238,7 +265,9 @@ def test_recorded_max_tokens_without_parts_is_length(client: openai.OpenAI, fake
 
 def test_recorded_safety_block_is_content_filter(client: openai.OpenAI, fake: FakeGoogle) -> None:
     fake.push(Reply.response(recording("aistudio-generate-safety-1")["response_body"]))
-    result = client.chat.completions.create(model="gemini-1.5-flash", messages=[{"role": "user", "content": "x"}])
+    result = client.chat.completions.create(
+        model="gemini-1.5-flash", messages=[{"role": "user", "content": "x"}]
+    )
     assert result.choices[0].finish_reason == "content_filter"
     assert result.choices[0].message.content == ""
 
@@ -256,12 +285,21 @@ def test_recorded_sse_stream_replayed_byte_exact(client: openai.OpenAI, fake: Fa
     )
     for chunk in chunks:
         assert_schema(_dump(chunk), "CreateChatCompletionStreamResponse")
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "The capital of France is Paris.\n"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "The capital of France is Paris.\n"
+    )
     usage = chunks[-1].usage
-    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (13, 8, 21)
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (
+        13,
+        8,
+        21,
+    )
 
 
-def test_recorded_thinking_stream_keeps_thoughts_out_of_content(client: openai.OpenAI, fake: FakeGoogle) -> None:
+def test_recorded_thinking_stream_keeps_thoughts_out_of_content(
+    client: openai.OpenAI, fake: FakeGoogle
+) -> None:
     rec = recording("aistudio-stream-sse-thinking-1")
     fake.push(Reply.raw(200, rec["response_raw"].encode(), content_type="text/event-stream"))
     chunks = list(
@@ -272,7 +310,9 @@ def test_recorded_thinking_stream_keeps_thoughts_out_of_content(client: openai.O
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks)
     thought_text = "".join(
-        p["text"] for e in rec["response_events"] for p in e["candidates"][0]["content"].get("parts", [])
+        p["text"]
+        for e in rec["response_events"]
+        for p in e["candidates"][0]["content"].get("parts", [])
         if p.get("thought")
     )
     assert reasoning == thought_text and thought_text

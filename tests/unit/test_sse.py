@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
-from support import recording
 
 from gemini_cli_proxy.sse import DONE, SSEDecoder, encode_event
+from support import recording
 
 
 def _decode(pieces: list[bytes]) -> list[bytes]:
@@ -21,7 +23,7 @@ def _decode(pieces: list[bytes]) -> list[bytes]:
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 RAW = recording("aistudio-stream-sse-text-1")["response_raw"].encode()
@@ -38,7 +40,9 @@ def test_any_split_of_the_recorded_stream_gives_the_same_events(cuts: list[int])
 
 
 @given(
-    st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), min_size=1, max_size=8),
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), min_size=1, max_size=8
+    ),
     st.sampled_from([b"\n", b"\r\n", b"\r"]),
     st.lists(st.integers(min_value=0, max_value=5_000), max_size=30),
 )
@@ -48,12 +52,12 @@ def test_any_payloads_any_line_ending_any_split(payloads: list[str], newline: by
 
 
 def test_multiline_data_comments_and_other_fields() -> None:
-    stream = b": keep-alive\nevent: message\nid: 7\ndata: {\"a\":\ndata: 1}\n\nretry: 5\ndata:{\"b\":2}\n\n"
+    stream = b': keep-alive\nevent: message\nid: 7\ndata: {"a":\ndata: 1}\n\nretry: 5\ndata:{"b":2}\n\n'
     assert [orjson.loads(e) for e in _decode([stream])] == [{"a": 1}, {"b": 2}]
 
 
 def test_unterminated_last_event_is_flushed() -> None:
-    assert _decode([b"data: {\"x\":1}"]) == [b'{"x":1}']
+    assert _decode([b'data: {"x":1}']) == [b'{"x":1}']
 
 
 def test_utf8_split_inside_a_character() -> None:

@@ -99,12 +99,19 @@ def test_parameters_not_carried_yet_are_refused_by_name(extra: dict[str, Any], p
 def test_image_parts_are_refused_by_position() -> None:
     error = refused(
         messages=[
-            {"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "image_url",
-                                                                           "image_url": {"url": "data:,"}}]}
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "see"},
+                    {"type": "image_url", "image_url": {"url": "data:,"}},
+                ],
+            }
         ]
     )
     assert error.param == "messages[0].content[1].type"
 
 
 def test_text_response_format_and_auto_tool_choice_are_fine() -> None:
-    translate(messages=[{"role": "user", "content": "x"}], response_format={"type": "text"}, tool_choice="auto")
+    translate(
+        messages=[{"role": "user", "content": "x"}], response_format={"type": "text"}, tool_choice="auto"
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import assert_schema, recording
 
 from gemini_cli_proxy.errors import ProxyError
 from gemini_cli_proxy.translate.response import finish_reason, to_chat_completion, usage
 from gemini_cli_proxy.translate.stream import StreamTranslator
+from support import assert_schema, recording
 
 
 def complete(response: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,9 @@ def test_no_candidates_and_no_block_is_a_bad_gateway() -> None:
 
 
 def run_stream(events: list[dict[str, Any]], include_usage: bool = True) -> list[dict[str, Any]]:
-    translator = StreamTranslator(model="m", completion_id="chatcmpl-1", created=1, include_usage=include_usage)
+    translator = StreamTranslator(
+        model="m", completion_id="chatcmpl-1", created=1, include_usage=include_usage
+    )
     chunks = [chunk for event in events for chunk in translator.feed(event)] + translator.finish()
     for chunk in chunks:
         assert_schema(chunk, "CreateChatCompletionStreamResponse")
@@ -113,9 +115,13 @@ def test_recorded_streams_translate_to_valid_chunk_sequences(name: str) -> None:
     assert with_choices[0]["choices"][0]["delta"]["role"] == "assistant"
     finals = [c for c in with_choices if c["choices"][0]["finish_reason"]]
     assert len(finals) == 1 and finals[0] is with_choices[-1] and finals[0]["choices"][0]["delta"] == {}
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage(rec["response_events"][-1]["usageMetadata"])
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage(
+        rec["response_events"][-1]["usageMetadata"]
+    )
     answer = "".join(
-        p.get("text", "") for e in rec["response_events"] for p in e["candidates"][0]["content"].get("parts", [])
+        p.get("text", "")
+        for e in rec["response_events"]
+        for p in e["candidates"][0]["content"].get("parts", [])
         if not p.get("thought")
     )
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in with_choices) == answer
@@ -125,8 +131,10 @@ def test_stream_ending_with_empty_signed_text_part() -> None:
     events = recording("aistudio-stream-sse-function-call-1")["response_events"]
     last = events[-1]
     assert last["candidates"][0]["content"]["parts"][0]["text"] == ""
-    chunks = run_stream([{"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}, last],
-                        include_usage=False)
+    chunks = run_stream(
+        [{"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}, last],
+        include_usage=False,
+    )
     assert [c["choices"][0]["delta"] for c in chunks] == [
         {"role": "assistant", "content": "", "refusal": None},
         {"content": "hi"},

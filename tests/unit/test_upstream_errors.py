@@ -6,12 +6,14 @@ from typing import Any
 
 import orjson
 import pytest
-from support import recording
 
 from gemini_cli_proxy.upstream.errors import Verdict, from_response, to_proxy_error
+from support import recording
 
 
-def google_error(code: int, status: str, message: str = "m", details: list[dict[str, Any]] | None = None) -> bytes:
+def google_error(
+    code: int, status: str, message: str = "m", details: list[dict[str, Any]] | None = None
+) -> bytes:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details is not None:
         error["details"] = details
@@ -30,7 +32,9 @@ def info(reason: str) -> dict[str, Any]:
 
 
 def test_per_minute_rate_limit_carries_retry_after() -> None:
-    body = google_error(429, "RESOURCE_EXHAUSTED", details=[quota("GenerateRequestsPerMinutePerProjectPerModel"), RETRY])
+    body = google_error(
+        429, "RESOURCE_EXHAUSTED", details=[quota("GenerateRequestsPerMinutePerProjectPerModel"), RETRY]
+    )
     failure = from_response(429, body)
     assert failure.verdict is Verdict.RATE_LIMITED and failure.retry_after == 37.0
     error = to_proxy_error(failure)
@@ -53,7 +57,9 @@ def test_daily_exhaustion_is_insufficient_quota(details: list[dict[str, Any]]) -
 
 
 def test_model_capacity_is_googles_not_the_credentials() -> None:
-    failure = from_response(429, google_error(429, "RESOURCE_EXHAUSTED", details=[info("MODEL_CAPACITY_EXHAUSTED")]))
+    failure = from_response(
+        429, google_error(429, "RESOURCE_EXHAUSTED", details=[info("MODEL_CAPACITY_EXHAUSTED")])
+    )
     assert failure.verdict is Verdict.CAPACITY
 
 
