@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from .errors import ProxyError
 
 log = logging.getLogger("gemini_cli_proxy.access")
 
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The only route a monitor may call without a key.
 OPEN_PATHS = frozenset({"/health"})
 # Handlers put what the access line should say about a request under this key.
@@ -60,7 +62,9 @@ def _access_line(request: web.Request, status: int, started: float, request_id: 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    offered = request.headers.get("x-request-id", "")
+    # A caller's id is kept for tracing, but only if it cannot break the log line's format.
+    request_id = offered if _SAFE_ID.fullmatch(offered) else uuid.uuid4().hex
     request[LOG_FIELDS] = {}
     status = 500
     try:

@@ -106,8 +106,8 @@ class Scheduler:
         ]
         if not cooling:
             return errors.no_credentials(
-                f"All {len(everyone)} credentials are disabled ({len(disabled)} disabled); "
-                "check their keys or sign in again."
+                f"No credential can serve: {len(disabled)} of {len(everyone)} disabled after Google rejected "
+                "them. Check the keys, or sign in again with gemini-cli; restart the proxy to re-enable."
             )
         wait = min(cd.until for cd in cooling) - now
         daily = all(cd.daily for cd in cooling)
