@@ -9,8 +9,9 @@ import httpx
 import openai
 import pytest
 
-from conftest import Proxy, StartProxy
 from gemini_cli_proxy.testing import FakeGoogle, Reply
+
+from conftest import Proxy, StartProxy
 from support import assert_schema, recording
 
 MODEL = "gemini-2.5-flash"

@@ -7,10 +7,11 @@ import datetime as dt
 import httpx
 import openai
 import pytest
-from conftest import Proxy, StartProxy
-from support import assert_schema
 
 from gemini_cli_proxy.testing import FakeGoogle
+
+from conftest import Proxy, StartProxy
+from support import assert_schema
 
 BUILT_IN = [
     "gemini-2.5-pro",

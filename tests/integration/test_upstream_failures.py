@@ -5,10 +5,11 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from conftest import Proxy, StartProxy
-from support import assert_schema
 
 from gemini_cli_proxy.testing import FakeGoogle, Reply
+
+from conftest import Proxy, StartProxy
+from support import assert_schema
 
 CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hello"}]}
 SECRET_KEY = "AIzaSyTESTKEY1234567890abcdefghijklmn"

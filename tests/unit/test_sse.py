@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gemini_cli_proxy.sse import DONE, SSEDecoder, encode_event
+
 from support import recording
 
 

@@ -9,6 +9,7 @@ import pytest
 from gemini_cli_proxy.errors import ProxyError
 from gemini_cli_proxy.translate.response import finish_reason, to_chat_completion, usage
 from gemini_cli_proxy.translate.stream import StreamTranslator
+
 from support import assert_schema, recording
 
 

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from gemini_cli_proxy.upstream.errors import Verdict, from_response, to_proxy_error
+
 from support import recording
 
 
