@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,10 @@ import openai
 import pytest
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 from gemini_cli_proxy.app import create_app
 from gemini_cli_proxy.settings import Settings
 from gemini_cli_proxy.testing import FakeGoogle, create_fake_app
+
 from support import LoopThread
 
 # Settings the machine's environment might carry; every test starts without them.
