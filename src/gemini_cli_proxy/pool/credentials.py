@@ -7,6 +7,7 @@ the last 4 characters of the secret, for logs and debug output.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from ..redact import tail
 from ..settings import Settings
 
 Pool = Literal["primary", "backup"]
+log = logging.getLogger("gemini_cli_proxy.credentials")
 
 
 def _stable_id(kind: str, secret: str) -> str:
@@ -102,12 +104,16 @@ def _oauth_files(paths: tuple[Path, ...] | list[Path]) -> list[Path]:
 
 def _load_oauth(paths: tuple[Path, ...] | list[Path], pool: Pool) -> list[OAuthCredential]:
     creds = []
-    for file in _oauth_files(paths):
-        try:
-            data = orjson.loads(file.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"{file}: not valid JSON ({exc})") from None
-        creds.append(OAuthCredential.from_json(data, file, pool))
+    for path in paths:
+        in_folder = path.is_dir()
+        for file in _oauth_files([path]):
+            try:
+                creds.append(OAuthCredential.from_json(orjson.loads(file.read_bytes()), file, pool))
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                if not in_folder:
+                    raise ValueError(f"{file}: not a gemini-cli OAuth credential ({exc})") from None
+                # A folder such as ~/.gemini also holds settings and other JSON files.
+                log.info("skipping %s: not an OAuth credential", file)
     return creds
 
 

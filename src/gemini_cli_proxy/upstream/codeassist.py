@@ -53,13 +53,14 @@ class CodeAssistClient:
         endpoint: str,
         api_version: str,
         project_id: str | None,
-        poll_seconds: float = ONBOARD_POLL_SECONDS,
+        poll_seconds: float | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
         self._base = f"{endpoint.rstrip('/')}/{api_version}"
         self._fixed_project = project_id
-        self._poll_seconds = poll_seconds
+        # None: the module's ONBOARD_POLL_SECONDS as it is when the client is built (app start-up).
+        self._poll_seconds = ONBOARD_POLL_SECONDS if poll_seconds is None else poll_seconds
         self._discovering: dict[str, asyncio.Task[str]] = {}
 
     async def _call(
@@ -111,6 +112,14 @@ class CodeAssistClient:
         tiers = [t for t in loaded.get("allowedTiers") or () if isinstance(t, dict)]
         default = next((t for t in tiers if t.get("isDefault")), None)
         tier_id = str(default.get("id")) if default and default.get("id") else "free-tier"
+        if default and default.get("userDefinedCloudaicompanionProject"):
+            # Paid tiers bill the user's own project, which Google cannot pick for us.
+            raise UpstreamError(
+                Verdict.PERMISSION,
+                0,
+                f"this account's Code Assist tier ({tier_id}) needs a Google Cloud project: "
+                "set GEMINI_PROJECT_ID",
+            )
         operation = await self._call(cred, "onboardUser", {"tierId": tier_id, "metadata": dict(_METADATA)})
         for _ in range(ONBOARD_MAX_POLLS):
             if not isinstance(operation, dict):

@@ -1,0 +1,62 @@
+"""Loading credentials: every source, stable ids, redacted labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gemini_cli_proxy.pool.credentials import ApiKeyCredential, OAuthCredential, load_credentials
+from gemini_cli_proxy.settings import load_settings
+
+
+def write_creds(path: Path, refresh_token: str) -> Path:
+    path.write_text(
+        json.dumps({"refresh_token": refresh_token, "access_token": "ya29.x", "expiry_date": 1_000})
+    )
+    return path
+
+
+def test_every_source_in_pool_order(tmp_path: Path) -> None:
+    folder = tmp_path / "gemini"
+    folder.mkdir()
+    write_creds(folder / "a.json", "1//refresh-a-000000000000000")
+    (folder / "settings.json").write_text('{"theme": "dark"}')  # gemini-cli keeps other JSON here
+    (folder / "notes.txt").write_text("not json")
+    backup = write_creds(tmp_path / "backup.json", "1//refresh-b-000000000000000")
+    settings = load_settings(
+        gemini_api_keys=["key-one-1234", "key-one-1234"],
+        gemini_oauth_creds=[str(folder)],
+        gcp_service_account=json.dumps({"refresh_token": "1//refresh-c-000000000000000"}),
+        gemini_backup_api_keys=["backup-key-9876"],
+        gemini_backup_oauth_creds=[str(backup)],
+    )
+    creds = load_credentials(settings)
+    assert [(type(c).__name__, c.pool) for c in creds] == [
+        ("ApiKeyCredential", "primary"),
+        ("OAuthCredential", "primary"),
+        ("OAuthCredential", "primary"),
+        ("ApiKeyCredential", "backup"),
+        ("OAuthCredential", "backup"),
+    ]
+    oauth = creds[1]
+    assert isinstance(oauth, OAuthCredential) and oauth.expires_at == 1.0 and oauth.path == folder / "a.json"
+
+
+def test_ids_are_stable_and_labels_show_at_most_four_characters() -> None:
+    key = "AIzaSyD-secret-key-abcd"
+    first, second = ApiKeyCredential(key), ApiKeyCredential(key)
+    assert first.id == second.id and key not in first.id
+    assert first.label.endswith("abcd") and "secret" not in first.label
+
+
+def test_an_explicit_file_that_is_not_a_credential_is_an_error(tmp_path: Path) -> None:
+    bad = tmp_path / "oauth_creds.json"
+    bad.write_text('{"theme": "dark"}')
+    with pytest.raises(ValueError, match="not a gemini-cli OAuth credential"):
+        load_credentials(load_settings(gemini_oauth_creds=[str(bad)]))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_credentials(load_settings(gemini_oauth_creds=[str(tmp_path / "absent.json")]))
+    with pytest.raises(ValueError, match="GCP_SERVICE_ACCOUNT"):
+        load_credentials(load_settings(gcp_service_account="{not json"))
