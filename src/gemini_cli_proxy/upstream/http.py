@@ -12,7 +12,6 @@ from ..sse import SSEDecoder
 from .errors import UpstreamError, from_response, garbage, timed_out, unreachable
 
 T = TypeVar("T")
-JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:
