@@ -57,7 +57,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     info = runtime.catalog.get(req.model)
     if info is None:
         raise errors.model_not_found(req.model)
-    gemini_request = to_gemini_request(req)
+    gemini_request, names = to_gemini_request(req, require_signatures=info.thinking == "level")
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
     fields["model"] = info.id
@@ -68,7 +68,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         reply, cred = await gateway.generate(info.id, gemini_request)
         fields["credential"] = repr(cred.label)
         completion, notes = to_chat_completion(
-            reply, model=req.model, completion_id=_completion_id(), created=created
+            reply, model=req.model, completion_id=_completion_id(), created=created, names=names
         )
         if notes:
             fields["gemini"] = repr("; ".join(notes))
@@ -77,7 +77,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     fields["credential"] = repr(cred.label)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     translator = StreamTranslator(
-        model=req.model, completion_id=_completion_id(), created=created, include_usage=include_usage
+        model=req.model,
+        completion_id=_completion_id(),
+        created=created,
+        include_usage=include_usage,
+        names=names,
     )
     return await _relay(request, translator, first, events, fields)
 

@@ -124,7 +124,7 @@ async def _aistudio(request: web.Request) -> web.StreamResponse:
         return _json(404, model_not_found_body(model, action))
     if not ok:
         return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
-    problem_text = validate_generate_request(body)
+    problem_text = validate_generate_request(body, model=model)
     if problem_text is not None:
         return _google_error(400, problem_text, "INVALID_ARGUMENT")
     ctx = ServeContext("aistudio", model, body, stream, fake.default_stream_chunks, fake.stream_delay)
@@ -155,7 +155,7 @@ async def _codeassist_generate(request: web.Request) -> web.StreamResponse:
     model = str(body["model"])  # validate_envelope made sure it is a non-empty string
     if not fake.model_known(model):
         return _google_error(404, "Requested entity was not found.", "NOT_FOUND")
-    message = validate_generate_request(body["request"], code_assist=True)
+    message = validate_generate_request(body["request"], code_assist=True, model=model)
     if message is not None:
         return _google_error(400, message, "INVALID_ARGUMENT")
     ctx = ServeContext(

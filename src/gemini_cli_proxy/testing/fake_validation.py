@@ -119,7 +119,7 @@ def validate_envelope(body: Any) -> str | None:
     return None
 
 
-def validate_generate_request(request: Any, *, code_assist: bool = False) -> str | None:
+def validate_generate_request(request: Any, *, code_assist: bool = False, model: str = "") -> str | None:
     """Google's 400 message for a GenerateContentRequest, or None when Google would accept it."""
     if not isinstance(request, dict):
         return "Invalid JSON payload received. Expected an object."
@@ -129,6 +129,8 @@ def validate_generate_request(request: Any, *, code_assist: bool = False) -> str
             return unknown_name(key)
     message = _check_contents(request.get("contents"))
     if message is None:
+        message = check_function_turns(request["contents"], model)
+    if message is None:
         config = _get(request, "generationConfig", "generation_config")
         if config is not None:
             message = _check_generation_config(config)
@@ -137,6 +139,54 @@ def validate_generate_request(request: Any, *, code_assist: bool = False) -> str
         if tools is not None:
             message = _check_tools(tools)
     return message
+
+
+FUNCTION_RESPONSE_COUNT = (
+    "Please ensure that the number of function response parts is equal to the number of function call "
+    "parts of the function call turn."
+)
+MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to "
+    "work correctly, and missing thought_signature may lead to degraded model performance. Additional "
+    "data, function call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def _calls(content: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in content.get("parts") or () if isinstance(p, dict) and "functionCall" in p]
+
+
+def check_function_turns(contents: list[dict[str, Any]], model: str) -> str | None:
+    """Google's rules for tool turns: a model turn of N calls is answered by one turn of N
+    responses; Gemini 3 also wants the current step's first call of each turn to be signed."""
+    for i, content in enumerate(contents):
+        calls = _calls(content)
+        if not calls or i + 1 >= len(contents):
+            continue
+        answers = [
+            p for p in contents[i + 1].get("parts") or () if isinstance(p, dict) and "functionResponse" in p
+        ]
+        if len(answers) != len(calls):
+            return FUNCTION_RESPONSE_COUNT
+    if not model.startswith("gemini-3"):
+        return None
+    # The current step starts after the last user turn that is not just function responses.
+    start = 0
+    for i, content in enumerate(contents):
+        parts = content.get("parts") or ()
+        if content.get("role") == "user" and any(
+            isinstance(p, dict) and "functionResponse" not in p for p in parts
+        ):
+            start = i + 1
+    for i in range(start, len(contents)):
+        calls = _calls(contents[i])
+        if calls and "thoughtSignature" not in calls[0]:
+            name = (
+                calls[0]["functionCall"].get("name", "") if isinstance(calls[0]["functionCall"], dict) else ""
+            )
+            return MISSING_SIGNATURE.format(name=name, position=i + 1)
+    return None
 
 
 def _check_contents(contents: Any) -> str | None:

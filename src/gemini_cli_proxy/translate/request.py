@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ..errors import ProxyError, invalid_request
 from ..wire.openai import (
     AssistantMessage,
     ChatCompletionRequest,
     DeveloperMessage,
+    FunctionMessage,
     SystemMessage,
     TextPart,
+    ToolMessage,
     UserMessage,
+)
+from .tools import (
+    SKIP_SIGNATURE,
+    NameMap,
+    declared_functions,
+    function_declarations,
+    signature_of,
+    tool_config,
 )
 
 OPENAI_MAX_STOP = 4
@@ -31,14 +43,6 @@ def _unsupported(param: str, what: str) -> ProxyError:
 
 def _check_supported(req: ChatCompletionRequest) -> None:
     """Refuse parameters whose meaning the translation below cannot carry to Gemini."""
-    if req.tools:
-        raise _unsupported("tools", "Tool calling")
-    if req.functions:
-        raise _unsupported("functions", "Function calling")
-    if req.tool_choice not in (None, "none", "auto"):
-        raise _unsupported("tool_choice", "Forcing a tool call")
-    if req.function_call not in (None, "none", "auto"):
-        raise _unsupported("function_call", "Forcing a function call")
     if req.response_format is not None and req.response_format.get("type") != "text":
         raise _unsupported("response_format", "Structured output")
     if req.logprobs:
@@ -76,22 +80,87 @@ def _user_parts(message: UserMessage, index: int) -> list[dict[str, Any]]:
     return parts
 
 
-def _assistant_parts(message: AssistantMessage, index: int) -> list[dict[str, Any]]:
-    if message.tool_calls or message.function_call:
-        raise _unsupported(f"messages[{index}].tool_calls", "Replaying tool calls")
+def _arguments(text: str, param: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        raise invalid_request(f"'{param}' is not valid JSON.", param=param, code="invalid_value") from None
+    if not isinstance(value, dict):
+        raise invalid_request(f"'{param}' must be a JSON object.", param=param, code="invalid_value")
+    return value
+
+
+def _assistant_parts(
+    message: AssistantMessage,
+    index: int,
+    names: NameMap,
+    call_names: dict[str, str],
+    require_signatures: bool,
+) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
     content = message.content
-    if content is None:
-        return []
     if isinstance(content, str):
-        return [{"text": content}] if content else []
-    texts = [part.text if isinstance(part, TextPart) else part.refusal for part in content]
-    return [{"text": text} for text in texts if text]
+        if content:
+            parts.append({"text": content})
+    elif content is not None:
+        texts = [part.text if isinstance(part, TextPart) else part.refusal for part in content]
+        parts.extend({"text": text} for text in texts if text)
+    calls = [(call.id, call.function, call.extra_content) for call in message.tool_calls or ()]
+    if message.function_call is not None:
+        calls.append((f"legacy_{index}", message.function_call, None))
+    for position, (call_id, function, extra) in enumerate(calls):
+        call_names[call_id] = function.name
+        param = f"messages[{index}].tool_calls[{position}].function.arguments"
+        part: dict[str, Any] = {
+            "functionCall": {
+                "name": names.to_gemini(function.name),
+                "args": _arguments(function.arguments, param),
+            }
+        }
+        signature = signature_of(call_id, extra)
+        if signature is None and position == 0 and require_signatures:
+            signature = SKIP_SIGNATURE  # Gemini 3 refuses a replayed first call without one
+        if signature is not None:
+            part["thoughtSignature"] = signature
+        parts.append(part)
+    return parts
 
 
-def _contents(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(systemInstruction parts, contents), with consecutive turns of one role merged."""
+def _tool_result(text: str) -> dict[str, Any]:
+    """Gemini wants an object; a client's result is usually a string, JSON or not."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"output": text}
+    return value if isinstance(value, dict) else {"output": value}
+
+
+def _tool_part(
+    message: ToolMessage | FunctionMessage, index: int, names: NameMap, call_names: dict[str, str]
+) -> dict[str, Any]:
+    if isinstance(message, FunctionMessage):
+        name, text = message.name, message.content or ""
+    else:
+        found = call_names.get(message.tool_call_id) or message.name
+        if found is None:
+            raise invalid_request(
+                f"'messages[{index}].tool_call_id' matches no tool call of an earlier assistant message.",
+                param=f"messages[{index}].tool_call_id",
+                code="invalid_value",
+            )
+        name, text = found, _text_of(message.content)
+    return {"functionResponse": {"name": names.to_gemini(name), "response": _tool_result(text)}}
+
+
+def _contents(
+    req: ChatCompletionRequest, names: NameMap, require_signatures: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(systemInstruction parts, contents), with consecutive turns of one kind merged: all the
+    results of one step's tool calls must arrive in ONE user turn, apart from any user text."""
     system_parts: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
+    kinds: list[str] = []
+    call_names: dict[str, str] = {}
     for index, message in enumerate(req.messages):
         if isinstance(message, SystemMessage | DeveloperMessage):
             text = _text_of(message.content)
@@ -99,17 +168,19 @@ def _contents(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], list[di
                 system_parts.append({"text": text})
             continue
         if isinstance(message, UserMessage):
-            role, parts = "user", _user_parts(message, index)
+            kind, role, parts = "user", "user", _user_parts(message, index)
         elif isinstance(message, AssistantMessage):
-            role, parts = "model", _assistant_parts(message, index)
+            kind, role = "model", "model"
+            parts = _assistant_parts(message, index, names, call_names, require_signatures)
         else:
-            raise _unsupported(f"messages[{index}].role", f"A '{message.role}' message (tool results)")
+            kind, role, parts = "tool", "user", [_tool_part(message, index, names, call_names)]
         if not parts:
             continue  # Gemini rejects empty turns; an empty message carries nothing anyway.
-        if contents and contents[-1]["role"] == role:
+        if kinds and kinds[-1] == kind:
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
+            kinds.append(kind)
     return system_parts, contents
 
 
@@ -143,10 +214,16 @@ def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
     return config
 
 
-def to_gemini_request(req: ChatCompletionRequest) -> dict[str, Any]:
-    """The GenerateContentRequest body for `req` (the model goes in the URL or envelope)."""
+def to_gemini_request(
+    req: ChatCompletionRequest, *, require_signatures: bool = False
+) -> tuple[dict[str, Any], NameMap]:
+    """The GenerateContentRequest body for `req` (the model goes in the URL or envelope), and the
+    function-name map its reply must be translated back with. `require_signatures`: the model
+    refuses a replayed function call without a thought signature (Gemini 3)."""
     _check_supported(req)
-    system_parts, contents = _contents(req)
+    functions = declared_functions(req.tools, req.functions)
+    names = NameMap(function["name"] for function in functions)
+    system_parts, contents = _contents(req, names, require_signatures)
     if not contents:
         raise invalid_request(
             "'messages' must contain at least one user or assistant message with content.",
@@ -156,7 +233,14 @@ def to_gemini_request(req: ChatCompletionRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"contents": contents}
     if system_parts:
         body["systemInstruction"] = {"parts": system_parts}
+    if functions:
+        body["tools"] = [{"functionDeclarations": function_declarations(functions, names)}]
+        legacy = req.tool_choice is None
+        choice = req.function_call if legacy else req.tool_choice
+        config = tool_config(choice, names, "function_call" if legacy else "tool_choice")
+        if config is not None:
+            body["toolConfig"] = config
     config = _generation_config(req)
     if config:
         body["generationConfig"] = config
-    return body
+    return body, names

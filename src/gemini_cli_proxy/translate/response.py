@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 from ..errors import upstream_error
+from .tools import NameMap, tool_call
 
 FINISH_REASONS: Final[dict[str, str]] = {
     "STOP": "stop",
@@ -82,15 +85,38 @@ def candidate_parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
     return parts if isinstance(parts, list) else []
 
 
-def _message(content: str, reasoning: str) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+def _message(content: str, reasoning: str, tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # OpenAI's convention: content is null when the reply is only tool calls.
+    text: str | None = None if tool_calls and not content else content
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     if reasoning:
         message["reasoning_content"] = reasoning
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return message
 
 
+def arguments_json(part: dict[str, Any]) -> str:
+    args = part["functionCall"].get("args")
+    return orjson.dumps(args if isinstance(args, dict) else {}).decode()
+
+
+def tool_calls_of(parts: list[dict[str, Any]], names: NameMap) -> list[dict[str, Any]]:
+    return [
+        tool_call(part, names, arguments_json(part))
+        for part in parts
+        if isinstance(part.get("functionCall"), dict)
+    ]
+
+
+def choice_finish(reason: str, has_tool_calls: bool) -> str:
+    """Gemini never says "tool_calls": a normal stop with function calls is one."""
+    mapped = finish_reason(reason)
+    return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
+
+
 def to_chat_completion(
-    response: dict[str, Any], *, model: str, completion_id: str, created: int
+    response: dict[str, Any], *, model: str, completion_id: str, created: int, names: NameMap | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The chat.completion for `response`, and Gemini finish/block reasons worth logging."""
     notes: list[str] = []
@@ -102,16 +128,18 @@ def to_chat_completion(
             {"index": 0, "message": _message("", ""), "logprobs": None, "finish_reason": "content_filter"}
         )
     for position, candidate in enumerate(response.get("candidates") or ()):
-        content, reasoning = split_parts(candidate_parts(candidate))
+        parts = candidate_parts(candidate)
+        content, reasoning = split_parts(parts)
+        calls = tool_calls_of(parts, names or NameMap(()))
         reason = candidate.get("finishReason") or "STOP"
         if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
             notes.append(f"finish reason: {reason}")
         choices.append(
             {
                 "index": candidate.get("index", position),
-                "message": _message(content, reasoning),
+                "message": _message(content, reasoning, calls),
                 "logprobs": None,
-                "finish_reason": finish_reason(reason),
+                "finish_reason": choice_finish(reason, bool(calls)),
             }
         )
     if not choices:

@@ -10,15 +10,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from .response import FINISH_REASONS, NOTABLE_REASONS, block_reason, candidate_parts, finish_reason, usage
+from .response import (
+    FINISH_REASONS,
+    NOTABLE_REASONS,
+    arguments_json,
+    block_reason,
+    candidate_parts,
+    choice_finish,
+    usage,
+)
+from .tools import NameMap, tool_call
 
 
 class StreamTranslator:
     """Feed it Gemini's events in order; it returns the OpenAI chunks each one produces."""
 
-    __slots__ = ("_base", "_finished", "_include_usage", "_started", "_usage_meta", "notes")
+    __slots__ = (
+        "_base",
+        "_calls",
+        "_finished",
+        "_include_usage",
+        "_names",
+        "_started",
+        "_usage_meta",
+        "notes",
+    )
 
-    def __init__(self, *, model: str, completion_id: str, created: int, include_usage: bool) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        completion_id: str,
+        created: int,
+        include_usage: bool,
+        names: NameMap | None = None,
+    ) -> None:
         self._base: dict[str, Any] = {
             "id": completion_id,
             "object": "chat.completion.chunk",
@@ -31,6 +57,8 @@ class StreamTranslator:
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self._usage_meta: dict[str, Any] | None = None
+        self._names = names or NameMap(())
+        self._calls: dict[int, int] = {}  # choice index -> tool calls sent so far
         self.notes: list[str] = []
 
     def _chunk(self, index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
@@ -60,6 +88,9 @@ class StreamTranslator:
                 continue
             self._open(index, out)
             for part in candidate_parts(candidate):
+                if isinstance(part.get("functionCall"), dict):
+                    out.append(self._chunk(index, {"tool_calls": [self._tool_call_delta(index, part)]}))
+                    continue
                 # Empty text parts are normal (Gemini 3 ends streams with one); they add nothing.
                 text = part.get("text")
                 if text:
@@ -69,8 +100,14 @@ class StreamTranslator:
             if reason:
                 if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
                     self.notes.append(f"finish reason: {reason}")
-                self._close(index, finish_reason(reason), out)
+                self._close(index, choice_finish(reason, index in self._calls), out)
         return out
+
+    def _tool_call_delta(self, index: int, part: dict[str, Any]) -> dict[str, Any]:
+        """Gemini sends each call whole: its first (and only) delta has id, type, name, arguments."""
+        position = self._calls.get(index, 0)
+        self._calls[index] = position + 1
+        return {"index": position, **tool_call(part, self._names, arguments_json(part))}
 
     def _close(self, index: int, reason: str, out: list[dict[str, Any]]) -> None:
         self._finished.add(index)
@@ -86,7 +123,7 @@ class StreamTranslator:
         if not self._started:
             self._open(0, out)
         for index in sorted(self._started - self._finished):
-            self._close(index, "stop", out)
+            self._close(index, "tool_calls" if index in self._calls else "stop", out)
         if self._include_usage:
             chunk = dict(self._base)
             chunk["choices"] = []

@@ -1,0 +1,152 @@
+"""Tools between OpenAI and Gemini: declarations, tool_choice, names, call ids. Pure.
+
+Gemini function names must start with a letter or underscore, then letters, digits, `_ . : -`, at
+most 64 characters; OpenAI allows more. Illegal names are mapped to legal ones per request and
+back, so the client only ever sees its own names.
+
+A Gemini function call may carry a `thoughtSignature` that must come back on the same part in the
+next turn. It travels through the client statelessly inside the tool call id (and as
+`extra_content.google.thought_signature`, Google's own compat field).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any, Final
+
+from ..errors import invalid_request
+
+_LEGAL_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
+_ILLEGAL_CHAR: Final = re.compile(r"[^A-Za-z0-9_.:\-]")
+SIGNATURE_MARK: Final = ".sig."
+# Gemini's documented value for "no signature available": accepted instead of a real one.
+SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
+_CHOICE_MODES: Final = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
+
+
+class NameMap:
+    """Client function names <-> names Gemini accepts, for one request."""
+
+    __slots__ = ("_to_client", "_to_gemini")
+
+    def __init__(self, client_names: Iterable[str]) -> None:
+        self._to_gemini: dict[str, str] = {}
+        self._to_client: dict[str, str] = {}
+        for name in client_names:
+            legal = name if _LEGAL_NAME.match(name) else _legalise(name)
+            self._to_gemini[name] = legal
+            self._to_client[legal] = name
+
+    def to_gemini(self, name: str) -> str:
+        return self._to_gemini.get(name) or (name if _LEGAL_NAME.match(name) else _legalise(name))
+
+    def to_client(self, name: str) -> str:
+        return self._to_client.get(name, name)
+
+
+def _legalise(name: str) -> str:
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    body = _ILLEGAL_CHAR.sub("_", name)[:50]
+    return f"_{body}_{digest}"
+
+
+def _clean_schema(schema: Any) -> Any:
+    """The client's JSON Schema, minus the keys Gemini's parametersJsonSchema refuses."""
+    if isinstance(schema, dict):
+        return {key: _clean_schema(value) for key, value in schema.items() if key != "$schema"}
+    if isinstance(schema, list):
+        return [_clean_schema(item) for item in schema]
+    return schema
+
+
+def _function_of(tool: Any, index: int, param: str) -> dict[str, Any]:
+    if isinstance(tool, dict) and tool.get("type", "function") == "function" and "function" in tool:
+        function = tool["function"]
+    elif isinstance(tool, dict) and param == "functions":
+        function = tool
+    else:
+        raise invalid_request(
+            f"Only function tools are supported; '{param}[{index}]' is not one.",
+            param=f"{param}[{index}]",
+            code="unsupported_parameter",
+        )
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+        raise invalid_request(
+            f"'{param}[{index}]' needs a function name.",
+            param=f"{param}[{index}].function.name",
+            code="invalid_value",
+        )
+    return function
+
+
+def declared_functions(tools: list[Any] | None, functions: list[Any] | None) -> list[dict[str, Any]]:
+    """The OpenAI function objects from `tools` (or the legacy `functions`)."""
+    if tools:
+        return [_function_of(tool, i, "tools") for i, tool in enumerate(tools)]
+    return [_function_of(fn, i, "functions") for i, fn in enumerate(functions or ())]
+
+
+def function_declarations(functions: list[dict[str, Any]], names: NameMap) -> list[dict[str, Any]]:
+    declarations = []
+    for function in functions:
+        declaration: dict[str, Any] = {"name": names.to_gemini(function["name"])}
+        if isinstance(function.get("description"), str):
+            declaration["description"] = function["description"]
+        parameters = function.get("parameters")
+        if isinstance(parameters, dict) and parameters:
+            declaration["parametersJsonSchema"] = _clean_schema(parameters)
+        declarations.append(declaration)
+    return declarations
+
+
+def tool_config(choice: Any, names: NameMap, param: str = "tool_choice") -> dict[str, Any] | None:
+    """OpenAI tool_choice (or legacy function_call) -> Gemini toolConfig."""
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in _CHOICE_MODES:
+        return {"functionCallingConfig": {"mode": _CHOICE_MODES[choice]}}
+    name = None
+    if isinstance(choice, dict):
+        function = choice.get("function") if "function" in choice else choice
+        name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or not name:
+        raise invalid_request(
+            f"Invalid '{param}': use none, auto, required, or "
+            '{"type": "function", "function": {"name": ...}}.',
+            param=param,
+            code="invalid_value",
+        )
+    return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [names.to_gemini(name)]}}
+
+
+def new_call_id(signature: str | None) -> str:
+    call_id = f"call_{uuid.uuid4().hex[:24]}"
+    return f"{call_id}{SIGNATURE_MARK}{signature}" if signature else call_id
+
+
+def signature_of(call_id: str, extra_content: dict[str, Any] | None) -> str | None:
+    """The thought signature a client sent back with a tool call, wherever it kept it."""
+    google = (extra_content or {}).get("google")
+    if isinstance(google, dict) and isinstance(google.get("thought_signature"), str):
+        return str(google["thought_signature"])
+    _, mark, signature = call_id.partition(SIGNATURE_MARK)
+    return signature if mark and signature else None
+
+
+def tool_call(part: dict[str, Any], names: NameMap, arguments_json: str) -> dict[str, Any]:
+    """An OpenAI tool call for a Gemini functionCall part (arguments already JSON-encoded)."""
+    signature = part.get("thoughtSignature")
+    call: dict[str, Any] = {
+        "id": new_call_id(signature if isinstance(signature, str) else None),
+        "type": "function",
+        "function": {
+            "name": names.to_client(str(part["functionCall"].get("name", ""))),
+            "arguments": arguments_json,
+        },
+    }
+    if isinstance(signature, str):
+        call["extra_content"] = {"google": {"thought_signature": signature}}
+    return call
