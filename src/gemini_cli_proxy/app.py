@@ -20,9 +20,11 @@ from .pool.scheduler import Scheduler
 from .routes import chat, models, service
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
+from .translate.output import safety_settings
 from .upstream.aistudio import AiStudioClient
 from .upstream.codeassist import CodeAssistClient
 from .upstream.http import timeout
+from .upstream.media_fetch import MediaFetcher
 from .upstream.oauth import TokenManager
 
 # Enough pooled connections to Google for thousands of concurrent streams, and keep-alive so
@@ -58,7 +60,14 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         api_version=settings.code_assist_api_version,
         project_id=settings.gemini_project_id,
     )
+    # Client-named image URLs are fetched on a session of their own, whose resolver refuses
+    # private addresses: never on the one that carries Google credentials.
+    media = MediaFetcher(
+        allow_private=settings.proxy_allow_private_image_urls, max_bytes=settings.proxy_max_image_bytes
+    )
+    await media.start()
     runtime.session = session
+    runtime.media = media
     runtime.gateway = Gateway(
         runtime.scheduler, AiStudioClient(session, settings.gemini_api_base_url), codeassist
     )
@@ -67,7 +76,9 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     finally:
         runtime.gateway = None
         runtime.session = None
+        runtime.media = None
         await session.close()
+        await media.close()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -77,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
         catalog=Catalog.with_extras(settings.proxy_models),
         credentials=credentials,
         scheduler=Scheduler(credentials, clock=time.monotonic),
+        safety=safety_settings(settings.proxy_safety_settings),
     )
     app = web.Application(
         client_max_size=settings.proxy_max_body_bytes,

@@ -25,6 +25,13 @@ class ModelInfo:
     thinking: ThinkingStyle = "none"
     vision: bool = True
     tools: bool = True
+    # thinking == "budget": the thinkingBudget range, and whether 0 (off) is allowed besides it.
+    budget_min: int = 0
+    budget_max: int = 0
+    can_disable: bool = False
+    # thinking == "level": the thinkingLevel values this model accepts, lowest first.
+    levels: tuple[str, ...] = ()
+    logprobs: bool = False
 
     def as_openai(self) -> dict[str, Any]:
         """An OpenAI model object; the extra keys are ignored by OpenAI clients."""
@@ -39,28 +46,64 @@ class ModelInfo:
                 "tools": self.tools,
                 "reasoning": self.thinking != "none",
                 "thinking_style": self.thinking,
+                "logprobs": self.logprobs,
+                **self._thinking_limits(),
             },
         }
 
+    def _thinking_limits(self) -> dict[str, Any]:
+        if self.thinking == "budget":
+            return {
+                "thinking_budget": {
+                    "min": self.budget_min,
+                    "max": self.budget_max,
+                    "can_disable": self.can_disable,
+                }
+            }
+        if self.thinking == "level":
+            return {"thinking_levels": [level.lower() for level in self.levels]}
+        return {}
 
+
+def _gemini3(model_id: str, levels: tuple[str, ...] = ("LOW", "HIGH")) -> ModelInfo:
+    return ModelInfo(model_id, max_output_tokens=65536, thinking="level", levels=levels)
+
+
+def _gemini25(model_id: str, low: int, high: int, *, can_disable: bool) -> ModelInfo:
+    return ModelInfo(
+        model_id,
+        max_output_tokens=65536,
+        thinking="budget",
+        budget_min=low,
+        budget_max=high,
+        can_disable=can_disable,
+        logprobs=True,
+    )
+
+
+# Thinking ranges from Google's documentation: 2.5 Pro 128..32768 and cannot be off; 2.5 Flash
+# 1..24576 or 0 (off); 2.5 Flash-Lite 512..24576 or 0 (its default). Gemini 3 Pro: LOW or HIGH.
 BUILT_IN_MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo("gemini-3-pro-preview", max_output_tokens=65536, thinking="level"),
-    ModelInfo("gemini-2.5-pro", max_output_tokens=65536, thinking="budget"),
-    ModelInfo("gemini-2.5-flash", max_output_tokens=65536, thinking="budget"),
-    ModelInfo("gemini-2.5-flash-lite", max_output_tokens=65536, thinking="budget"),
+    _gemini3("gemini-3-pro-preview"),
+    _gemini25("gemini-2.5-pro", 128, 32768, can_disable=False),
+    _gemini25("gemini-2.5-flash", 1, 24576, can_disable=True),
+    _gemini25("gemini-2.5-flash-lite", 512, 24576, can_disable=True),
     ModelInfo("gemini-2.0-flash-exp", max_output_tokens=8192),
-    ModelInfo("gemini-2.0-flash", max_output_tokens=8192),
-    ModelInfo("gemini-1.5-pro", max_output_tokens=8192),
-    ModelInfo("gemini-1.5-flash", max_output_tokens=8192),
+    ModelInfo("gemini-2.0-flash", max_output_tokens=8192, logprobs=True),
+    ModelInfo("gemini-1.5-pro", max_output_tokens=8192, logprobs=True),
+    ModelInfo("gemini-1.5-flash", max_output_tokens=8192, logprobs=True),
 )
 
 
 def _guess(model_id: str) -> ModelInfo:
     """Capabilities for an extra id from PROXY_MODELS, guessed from its family name."""
     if model_id.startswith("gemini-3"):
-        return ModelInfo(model_id, max_output_tokens=65536, thinking="level")
+        flash = "flash" in model_id
+        return _gemini3(model_id, ("MINIMAL", "LOW", "MEDIUM", "HIGH") if flash else ("LOW", "HIGH"))
     if model_id.startswith("gemini-2.5"):
-        return ModelInfo(model_id, max_output_tokens=65536, thinking="budget")
+        if "pro" in model_id:
+            return _gemini25(model_id, 128, 32768, can_disable=False)
+        return _gemini25(model_id, 1, 24576, can_disable=True)
     return ModelInfo(model_id)
 
 

@@ -53,7 +53,7 @@ def serve(host: str | None, port: int | None, config: str | None) -> None:
     try:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
-        _fail(f"could not load credentials: {exc}")
+        _fail(f"could not start: {exc}")
     run(
         serve_until_signalled(
             app, settings.proxy_host, settings.proxy_port, grace=settings.proxy_shutdown_grace

@@ -12,6 +12,7 @@ from .pool.credentials import Credential
 from .pool.dispatch import Gateway
 from .pool.scheduler import Scheduler
 from .settings import Settings
+from .upstream.media_fetch import MediaFetcher
 
 
 @dataclass
@@ -22,13 +23,20 @@ class Runtime:
     catalog: Catalog
     credentials: list[Credential]
     scheduler: Scheduler
+    safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
     gateway: Gateway | None = None
     session: aiohttp.ClientSession | None = None
+    media: MediaFetcher | None = None
 
     def require_gateway(self) -> Gateway:
         if self.gateway is None:
             raise RuntimeError("the app has not started")
         return self.gateway
+
+    def require_media(self) -> MediaFetcher:
+        if self.media is None:
+            raise RuntimeError("the app has not started")
+        return self.media
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -103,7 +103,15 @@ class Settings(BaseSettings):
     proxy_stream_default: bool = False
     proxy_models: CommaList = []
     proxy_allow_private_image_urls: bool = False
+    # The largest image the proxy fetches for an `image_url`; Google's inline-data limit is 20 MB.
+    proxy_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     proxy_log_level: str = "info"
+    # Where Gemini's thought summaries go: the reasoning_content field (the DeepSeek/vLLM
+    # convention), `<think>` tags inside content (for clients that read only content), or nowhere.
+    proxy_reasoning_output: Literal["reasoning_content", "think_tags", "hidden"] = "reasoning_content"
+    # safetySettings sent with every request: one threshold for all categories, CATEGORY=THRESHOLD
+    # pairs, or `default` for Google's own. OFF: a gateway should not censor its callers twice.
+    proxy_safety_settings: str = "OFF"
 
     # Not in CONTRACT.md's table: operational limits an operator may want to tune.
     proxy_max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)

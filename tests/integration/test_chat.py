@@ -100,6 +100,7 @@ def test_conversation_roles_and_parameters_reach_gemini(client: openai.OpenAI, f
         "presencePenalty": 0.5,
         "frequencyPenalty": -0.5,
         "seed": 42,
+        "thinkingConfig": {"includeThoughts": True},
     }
 
 
@@ -108,7 +109,11 @@ def test_max_completion_tokens_and_single_stop_string(client: openai.OpenAI, fak
         model=MODEL, messages=[{"role": "user", "content": "x"}], max_completion_tokens=7, stop="\n\n"
     )
     config = fake.generate_requests()[0].request["generationConfig"]
-    assert config == {"maxOutputTokens": 7, "stopSequences": ["\n\n"]}
+    assert config == {
+        "maxOutputTokens": 7,
+        "stopSequences": ["\n\n"],
+        "thinkingConfig": {"includeThoughts": True},
+    }
 
 
 def test_n_choices_map_to_candidate_count(client: openai.OpenAI, fake: FakeGoogle) -> None:

@@ -177,7 +177,11 @@ def test_expired_token_is_refreshed_then_code_assist_is_called(
     assert isinstance(sent.body["user_prompt_id"], str) and sent.body["user_prompt_id"]
     assert sent.request["contents"] == [{"role": "user", "parts": [{"text": "Capital of France?"}]}]
     assert sent.request["systemInstruction"] == {"parts": [{"text": "You are terse."}]}
-    assert sent.request["generationConfig"] == {"temperature": 0.2, "maxOutputTokens": 50}
+    assert sent.request["generationConfig"] == {
+        "temperature": 0.2,
+        "maxOutputTokens": 50,
+        "thinkingConfig": {"includeThoughts": True},
+    }
     _assert_no_secret_logged(caplog, REFRESH, STALE_TOKEN, new_token)
 
 

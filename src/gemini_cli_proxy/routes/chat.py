@@ -16,6 +16,7 @@ from ..errors import ProxyError
 from ..middleware import LOG_FIELDS
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
+from ..translate.media import media_urls
 from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
 from ..translate.stream import StreamTranslator
@@ -57,7 +58,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     info = runtime.catalog.get(req.model)
     if info is None:
         raise errors.model_not_found(req.model)
-    gemini_request, names = to_gemini_request(req, require_signatures=info.thinking == "level")
+    reasoning_output = runtime.settings.proxy_reasoning_output
+    urls = media_urls(req)
+    fetched = await runtime.require_media().fetch_all(urls) if urls else {}
+    gemini_request, names = to_gemini_request(
+        req, info, show_thoughts=reasoning_output != "hidden", media=fetched, safety=runtime.safety
+    )
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
     fields["model"] = info.id
@@ -68,7 +74,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         reply, cred = await gateway.generate(info.id, gemini_request)
         fields["credential"] = repr(cred.label)
         completion, notes = to_chat_completion(
-            reply, model=req.model, completion_id=_completion_id(), created=created, names=names
+            reply,
+            model=req.model,
+            completion_id=_completion_id(),
+            created=created,
+            names=names,
+            reasoning_output=reasoning_output,
         )
         if notes:
             fields["gemini"] = repr("; ".join(notes))
@@ -82,6 +93,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         created=created,
         include_usage=include_usage,
         names=names,
+        reasoning_output=reasoning_output,
     )
     return await _relay(request, translator, first, events, fields)
 

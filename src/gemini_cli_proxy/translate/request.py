@@ -6,10 +6,12 @@ before any upstream call, rather than silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ..catalog import ModelInfo
 from ..errors import ProxyError, invalid_request
 from ..wire.openai import (
     AssistantMessage,
@@ -21,6 +23,9 @@ from ..wire.openai import (
     ToolMessage,
     UserMessage,
 )
+from .media import InlineData, media_part
+from .output import logprobs_config, response_format_config
+from .reasoning import thinking_config
 from .tools import (
     SKIP_SIGNATURE,
     NameMap,
@@ -43,10 +48,6 @@ def _unsupported(param: str, what: str) -> ProxyError:
 
 def _check_supported(req: ChatCompletionRequest) -> None:
     """Refuse parameters whose meaning the translation below cannot carry to Gemini."""
-    if req.response_format is not None and req.response_format.get("type") != "text":
-        raise _unsupported("response_format", "Structured output")
-    if req.logprobs:
-        raise _unsupported("logprobs", "Log probabilities")
     if req.audio is not None or (req.modalities and req.modalities != ["text"]):
         raise _unsupported("modalities" if req.modalities else "audio", "Audio output")
     if req.logit_bias:
@@ -55,10 +56,6 @@ def _check_supported(req: ChatCompletionRequest) -> None:
         raise _unsupported("prediction", "Predicted outputs")
     if req.web_search_options is not None:
         raise _unsupported("web_search_options", "Web search")
-    if req.reasoning_effort is not None:
-        raise _unsupported("reasoning_effort", "Reasoning control")
-    if req.thinking_budget is not None:
-        raise _unsupported("thinking_budget", "Reasoning control")
 
 
 def _text_of(content: str | list[TextPart]) -> str:
@@ -67,7 +64,7 @@ def _text_of(content: str | list[TextPart]) -> str:
     return "".join(part.text for part in content)
 
 
-def _user_parts(message: UserMessage, index: int) -> list[dict[str, Any]]:
+def _user_parts(message: UserMessage, index: int, media: Mapping[str, InlineData]) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"text": message.content}] if message.content else []
     parts: list[dict[str, Any]] = []
@@ -76,7 +73,7 @@ def _user_parts(message: UserMessage, index: int) -> list[dict[str, Any]]:
             if part.text:
                 parts.append({"text": part.text})
         else:
-            raise _unsupported(f"messages[{index}].content[{position}].type", f"A '{part.type}' content part")
+            parts.append(media_part(part, f"messages[{index}].content[{position}]", media))
     return parts
 
 
@@ -153,7 +150,7 @@ def _tool_part(
 
 
 def _contents(
-    req: ChatCompletionRequest, names: NameMap, require_signatures: bool
+    req: ChatCompletionRequest, names: NameMap, require_signatures: bool, media: Mapping[str, InlineData]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(systemInstruction parts, contents), with consecutive turns of one kind merged: all the
     results of one step's tool calls must arrive in ONE user turn, apart from any user text."""
@@ -168,7 +165,7 @@ def _contents(
                 system_parts.append({"text": text})
             continue
         if isinstance(message, UserMessage):
-            kind, role, parts = "user", "user", _user_parts(message, index)
+            kind, role, parts = "user", "user", _user_parts(message, index, media)
         elif isinstance(message, AssistantMessage):
             kind, role = "model", "model"
             parts = _assistant_parts(message, index, names, call_names, require_signatures)
@@ -215,15 +212,23 @@ def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
 
 
 def to_gemini_request(
-    req: ChatCompletionRequest, *, require_signatures: bool = False
+    req: ChatCompletionRequest,
+    model: ModelInfo,
+    *,
+    show_thoughts: bool = True,
+    media: Mapping[str, InlineData] | None = None,
+    safety: list[dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], NameMap]:
     """The GenerateContentRequest body for `req` (the model goes in the URL or envelope), and the
-    function-name map its reply must be translated back with. `require_signatures`: the model
-    refuses a replayed function call without a thought signature (Gemini 3)."""
+    function-name map its reply must be translated back with. `show_thoughts`: ask Gemini for
+    thought summaries (they become reasoning_content)."""
     _check_supported(req)
     functions = declared_functions(req.tools, req.functions)
     names = NameMap(function["name"] for function in functions)
-    system_parts, contents = _contents(req, names, require_signatures)
+    # Gemini 3 refuses a replayed function call without its thought signature.
+    system_parts, contents = _contents(
+        req, names, require_signatures=model.thinking == "level", media=media or {}
+    )
     if not contents:
         raise invalid_request(
             "'messages' must contain at least one user or assistant message with content.",
@@ -233,6 +238,8 @@ def to_gemini_request(
     body: dict[str, Any] = {"contents": contents}
     if system_parts:
         body["systemInstruction"] = {"parts": system_parts}
+    if safety:
+        body["safetySettings"] = safety
     if functions:
         body["tools"] = [{"functionDeclarations": function_declarations(functions, names)}]
         legacy = req.tool_choice is None
@@ -241,6 +248,11 @@ def to_gemini_request(
         if config is not None:
             body["toolConfig"] = config
     config = _generation_config(req)
+    config.update(response_format_config(req.response_format))
+    config.update(logprobs_config(req, model))
+    thinking = thinking_config(req, model, show_thoughts=show_thoughts)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
     return body, names

@@ -6,11 +6,12 @@ no `parts`, a blocked prompt has no `candidates` key at all, so every lookup her
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
 from ..errors import upstream_error
+from .output import openai_logprobs
 from .tools import NameMap, tool_call
 
 FINISH_REASONS: Final[dict[str, str]] = {
@@ -66,6 +67,18 @@ def block_reason(response: dict[str, Any]) -> str | None:
     return None
 
 
+def block_message(response: dict[str, Any], reason: str) -> str:
+    feedback = response.get("promptFeedback")
+    detail = feedback.get("blockReasonMessage") if isinstance(feedback, dict) else None
+    return f"Gemini blocked the prompt ({reason})" + (
+        f": {detail}" if isinstance(detail, str) and detail else "."
+    )
+
+
+def filter_message(reason: str) -> str:
+    return f"Gemini stopped the reply ({reason})."
+
+
 def split_parts(parts: list[dict[str, Any]]) -> tuple[str, str]:
     """(answer text, thought text) of a candidate's parts; thoughts never go into the answer."""
     answer: list[str] = []
@@ -85,11 +98,23 @@ def candidate_parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
     return parts if isinstance(parts, list) else []
 
 
-def _message(content: str, reasoning: str, tool_calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+ReasoningOutput = Literal["reasoning_content", "think_tags", "hidden"]
+THINK_OPEN: Final = "<think>\n"
+THINK_CLOSE: Final = "\n</think>\n\n"
+
+
+def _message(
+    content: str,
+    reasoning: str,
+    tool_calls: list[dict[str, Any]] | None = None,
+    output: ReasoningOutput = "reasoning_content",
+) -> dict[str, Any]:
+    if reasoning and output == "think_tags":
+        content = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{content}"
     # OpenAI's convention: content is null when the reply is only tool calls.
     text: str | None = None if tool_calls and not content else content
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-    if reasoning:
+    if reasoning and output == "reasoning_content":
         message["reasoning_content"] = reasoning
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -116,7 +141,13 @@ def choice_finish(reason: str, has_tool_calls: bool) -> str:
 
 
 def to_chat_completion(
-    response: dict[str, Any], *, model: str, completion_id: str, created: int, names: NameMap | None = None
+    response: dict[str, Any],
+    *,
+    model: str,
+    completion_id: str,
+    created: int,
+    names: NameMap | None = None,
+    reasoning_output: ReasoningOutput = "reasoning_content",
 ) -> tuple[dict[str, Any], list[str]]:
     """The chat.completion for `response`, and Gemini finish/block reasons worth logging."""
     notes: list[str] = []
@@ -124,9 +155,9 @@ def to_chat_completion(
     blocked = block_reason(response)
     if blocked is not None:
         notes.append(f"prompt blocked: {blocked}")
-        choices.append(
-            {"index": 0, "message": _message("", ""), "logprobs": None, "finish_reason": "content_filter"}
-        )
+        # refusal is where OpenAI clients look for "the model declined"; content stays "".
+        message = {**_message("", ""), "refusal": block_message(response, blocked)}
+        choices.append({"index": 0, "message": message, "logprobs": None, "finish_reason": "content_filter"})
     for position, candidate in enumerate(response.get("candidates") or ()):
         parts = candidate_parts(candidate)
         content, reasoning = split_parts(parts)
@@ -134,12 +165,16 @@ def to_chat_completion(
         reason = candidate.get("finishReason") or "STOP"
         if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
             notes.append(f"finish reason: {reason}")
+        message = _message(content, reasoning, calls, reasoning_output)
+        finish = choice_finish(reason, bool(calls))
+        if finish == "content_filter":
+            message["refusal"] = filter_message(reason)
         choices.append(
             {
                 "index": candidate.get("index", position),
-                "message": _message(content, reasoning, calls),
-                "logprobs": None,
-                "finish_reason": choice_finish(reason, bool(calls)),
+                "message": message,
+                "logprobs": openai_logprobs(candidate.get("logprobsResult")),
+                "finish_reason": finish,
             }
         )
     if not choices:

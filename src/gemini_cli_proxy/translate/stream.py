@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from .output import openai_logprobs
 from .response import (
     FINISH_REASONS,
     NOTABLE_REASONS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ReasoningOutput,
     arguments_json,
+    block_message,
     block_reason,
     candidate_parts,
     choice_finish,
+    filter_message,
     usage,
 )
 from .tools import NameMap, tool_call
@@ -31,7 +37,9 @@ class StreamTranslator:
         "_finished",
         "_include_usage",
         "_names",
+        "_output",
         "_started",
+        "_thinking",
         "_usage_meta",
         "notes",
     )
@@ -44,6 +52,7 @@ class StreamTranslator:
         created: int,
         include_usage: bool,
         names: NameMap | None = None,
+        reasoning_output: ReasoningOutput = "reasoning_content",
     ) -> None:
         self._base: dict[str, Any] = {
             "id": completion_id,
@@ -58,6 +67,8 @@ class StreamTranslator:
         self._finished: set[int] = set()
         self._usage_meta: dict[str, Any] | None = None
         self._names = names or NameMap(())
+        self._output = reasoning_output
+        self._thinking: set[int] = set()  # choices inside an open <think> tag
         self._calls: dict[int, int] = {}  # choice index -> tool calls sent so far
         self.notes: list[str] = []
 
@@ -80,6 +91,7 @@ class StreamTranslator:
         if blocked is not None:
             self.notes.append(f"prompt blocked: {blocked}")
             self._open(0, out)
+            out.append(self._chunk(0, {"refusal": block_message(event, blocked)}))
             self._close(0, "content_filter", out)
             return out
         for position, candidate in enumerate(event.get("candidates") or ()):
@@ -87,20 +99,27 @@ class StreamTranslator:
             if index in self._finished:
                 continue
             self._open(index, out)
+            first_new = len(out)
             for part in candidate_parts(candidate):
                 if isinstance(part.get("functionCall"), dict):
+                    self._end_think(index, out)
                     out.append(self._chunk(index, {"tool_calls": [self._tool_call_delta(index, part)]}))
                     continue
                 # Empty text parts are normal (Gemini 3 ends streams with one); they add nothing.
                 text = part.get("text")
                 if text:
-                    key = "reasoning_content" if part.get("thought") else "content"
-                    out.append(self._chunk(index, {key: text}))
+                    self._text(index, text, bool(part.get("thought")), out)
+            logprobs = openai_logprobs(candidate.get("logprobsResult"))
+            if logprobs is not None and len(out) > first_new:
+                out[first_new]["choices"][0]["logprobs"] = logprobs
             reason = candidate.get("finishReason")
             if reason:
                 if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
                     self.notes.append(f"finish reason: {reason}")
-                self._close(index, choice_finish(reason, index in self._calls), out)
+                finish = choice_finish(reason, index in self._calls)
+                if finish == "content_filter":
+                    out.append(self._chunk(index, {"refusal": filter_message(reason)}))
+                self._close(index, finish, out)
         return out
 
     def _tool_call_delta(self, index: int, part: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +128,24 @@ class StreamTranslator:
         self._calls[index] = position + 1
         return {"index": position, **tool_call(part, self._names, arguments_json(part))}
 
+    def _text(self, index: int, text: str, thought: bool, out: list[dict[str, Any]]) -> None:
+        if not thought:
+            self._end_think(index, out)
+            out.append(self._chunk(index, {"content": text}))
+        elif self._output == "reasoning_content":
+            out.append(self._chunk(index, {"reasoning_content": text}))
+        elif self._output == "think_tags":
+            opening = "" if index in self._thinking else THINK_OPEN
+            self._thinking.add(index)
+            out.append(self._chunk(index, {"content": opening + text}))
+
+    def _end_think(self, index: int, out: list[dict[str, Any]]) -> None:
+        if index in self._thinking:
+            self._thinking.discard(index)
+            out.append(self._chunk(index, {"content": THINK_CLOSE}))
+
     def _close(self, index: int, reason: str, out: list[dict[str, Any]]) -> None:
+        self._end_think(index, out)
         self._finished.add(index)
         out.append(self._chunk(index, {}, reason))
 

@@ -53,12 +53,12 @@ def _legalise(name: str) -> str:
     return f"_{body}_{digest}"
 
 
-def _clean_schema(schema: Any) -> Any:
+def clean_schema(schema: Any) -> Any:
     """The client's JSON Schema, minus the keys Gemini's parametersJsonSchema refuses."""
     if isinstance(schema, dict):
-        return {key: _clean_schema(value) for key, value in schema.items() if key != "$schema"}
+        return {key: clean_schema(value) for key, value in schema.items() if key != "$schema"}
     if isinstance(schema, list):
-        return [_clean_schema(item) for item in schema]
+        return [clean_schema(item) for item in schema]
     return schema
 
 
@@ -97,7 +97,7 @@ def function_declarations(functions: list[dict[str, Any]], names: NameMap) -> li
             declaration["description"] = function["description"]
         parameters = function.get("parameters")
         if isinstance(parameters, dict) and parameters:
-            declaration["parametersJsonSchema"] = _clean_schema(parameters)
+            declaration["parametersJsonSchema"] = clean_schema(parameters)
         declarations.append(declaration)
     return declarations
 

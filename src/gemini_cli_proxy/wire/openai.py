@@ -159,6 +159,9 @@ class ChatCompletionRequest(_Model):
     web_search_options: Any = None
     reasoning_effort: str | None = None
     thinking_budget: int | None = None
+    # Google's compat form of extra_body: merged to the top level by the SDKs, or sent literally.
+    google: dict[str, Any] | None = None
+    extra_body: dict[str, Any] | None = None
 
     def output_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

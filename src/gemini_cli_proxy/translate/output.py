@@ -1,0 +1,123 @@
+"""What the client asks of the output: structured JSON, log probabilities, safety. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ..catalog import ModelInfo
+from ..errors import invalid_request
+from ..wire.openai import ChatCompletionRequest
+from .tools import clean_schema
+
+# The categories every Gemini model takes a threshold for; CIVIC_INTEGRITY only newer ones, so it
+# is set only when named explicitly.
+HARM_CATEGORIES: Final = (
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+)
+NAMED_CATEGORIES: Final = (*HARM_CATEGORIES, "HARM_CATEGORY_CIVIC_INTEGRITY")
+THRESHOLDS: Final = frozenset(
+    {"OFF", "BLOCK_NONE", "BLOCK_ONLY_HIGH", "BLOCK_MEDIUM_AND_ABOVE", "BLOCK_LOW_AND_ABOVE"}
+)
+
+
+def response_format_config(response_format: Mapping[str, Any] | None) -> dict[str, Any]:
+    """generationConfig entries for OpenAI's response_format."""
+    if response_format is None:
+        return {}
+    kind = response_format.get("type")
+    if kind == "text":
+        return {}
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise invalid_request(
+                "'response_format.json_schema.schema' must be a JSON Schema object.",
+                param="response_format.json_schema.schema",
+                code="invalid_value",
+            )
+        # responseJsonSchema takes full JSON Schema ($defs, $ref, anyOf, additionalProperties);
+        # the older responseSchema (an OpenAPI subset) is never sent beside it.
+        return {"responseMimeType": "application/json", "responseJsonSchema": clean_schema(schema)}
+    raise invalid_request(
+        "'response_format.type' must be one of text, json_object, json_schema.",
+        param="response_format.type",
+        code="invalid_value",
+    )
+
+
+def logprobs_config(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, Any]:
+    if not req.logprobs:
+        if req.top_logprobs:
+            raise invalid_request(
+                "'top_logprobs' needs 'logprobs': true.", param="top_logprobs", code="invalid_value"
+            )
+        return {}
+    if not model.logprobs:
+        raise invalid_request(
+            f"{model.id} does not return log probabilities; remove 'logprobs'.",
+            param="logprobs",
+            code="unsupported_parameter",
+        )
+    config: dict[str, Any] = {"responseLogprobs": True}
+    if req.top_logprobs:
+        config["logprobs"] = req.top_logprobs
+    return config
+
+
+def safety_settings(spec: str) -> list[dict[str, str]] | None:
+    """The safetySettings every request carries, from the PROXY_SAFETY_SETTINGS setting:
+    `default` (send none: Google's defaults), one threshold for every category (e.g. `OFF`),
+    or `CATEGORY=THRESHOLD` pairs, comma-separated (the rest left at Google's defaults)."""
+    text = spec.strip()
+    if text.lower() == "default":
+        return None
+    if "=" not in text:
+        threshold = text.upper()
+        if threshold not in THRESHOLDS:
+            raise ValueError(f"unknown safety threshold {text!r}; use one of {', '.join(sorted(THRESHOLDS))}")
+        return [{"category": category, "threshold": threshold} for category in HARM_CATEGORIES]
+    settings = []
+    for pair in text.split(","):
+        category, _, threshold = pair.partition("=")
+        name = category.strip().upper()
+        name = name if name.startswith("HARM_CATEGORY_") else f"HARM_CATEGORY_{name}"
+        if name not in NAMED_CATEGORIES or threshold.strip().upper() not in THRESHOLDS:
+            raise ValueError(f"invalid safety setting {pair.strip()!r}")
+        settings.append({"category": name, "threshold": threshold.strip().upper()})
+    return settings
+
+
+def openai_logprobs(result: Any) -> dict[str, Any] | None:
+    """Gemini's logprobsResult -> OpenAI's choice.logprobs."""
+    if not isinstance(result, dict):
+        return None
+    chosen = result.get("chosenCandidates") or []
+    tops = result.get("topCandidates") or []
+    content = []
+    for position, token in enumerate(chosen):
+        if not isinstance(token, dict):
+            continue
+        alternatives = tops[position].get("candidates", []) if position < len(tops) else []
+        content.append(
+            {
+                **_token(token),
+                "top_logprobs": [_token(alt) for alt in alternatives if isinstance(alt, dict)],
+            }
+        )
+    return {"content": content, "refusal": None}
+
+
+def _token(token: dict[str, Any]) -> dict[str, Any]:
+    text = str(token.get("token", ""))
+    return {
+        "token": text,
+        "logprob": float(token.get("logProbability", 0.0)),
+        "bytes": list(text.encode()),
+    }
