@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -12,6 +12,7 @@ from .pool.credentials import Credential
 from .pool.dispatch import Gateway
 from .pool.scheduler import Scheduler
 from .settings import Settings
+from .signature_cache import SignatureCache
 from .upstream.media_fetch import MediaFetcher
 
 
@@ -24,6 +25,7 @@ class Runtime:
     credentials: list[Credential]
     scheduler: Scheduler
     safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
+    signatures: SignatureCache = field(default_factory=SignatureCache)
     gateway: Gateway | None = None
     session: aiohttp.ClientSession | None = None
     media: MediaFetcher | None = None

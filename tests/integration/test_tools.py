@@ -352,3 +352,86 @@ def test_bad_tool_input_is_400(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert fake.generate_requests() == []
+
+
+def test_signatures_remembered_for_clients_that_strip_them(client: openai.OpenAI, fake: FakeGoogle) -> None:
+    """A client that drops extra_content and sanitises ids still gets Gemini 3 multi-turn right."""
+    fake.push(calls_reply(("get_weather", {"city": "Lima", "unit": "c"}), signature="cmVtZW1iZXJlZA=="))
+    first = client.chat.completions.create(
+        model="gemini-3-pro-preview", messages=[{"role": "user", "content": "Lima?"}], tools=[WEATHER_TOOL]
+    )
+    call = (first.choices[0].message.tool_calls or [])[0]
+    bare_id = call.id.split(".")[0]  # what an id sanitiser leaves
+    replay: Any = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": bare_id, "type": "function", "function": call.function.model_dump()}],
+    }
+    history: Any = [
+        {"role": "user", "content": "Lima?"},
+        replay,
+        {"role": "tool", "tool_call_id": bare_id, "content": "warm"},
+    ]
+    fake.push(
+        Reply.response(
+            {
+                "candidates": [
+                    {
+                        "content": {
+                            "role": "model",
+                            "parts": [{"text": "Warm in Lima.", "thoughtSignature": "dGV4dA=="}],
+                        },
+                        "finishReason": "STOP",
+                    }
+                ]
+            }
+        )
+    )
+    second = client.chat.completions.create(
+        model="gemini-3-pro-preview", messages=history, tools=[WEATHER_TOOL]
+    )
+    assert (
+        fake.generate_requests()[1].request["contents"][1]["parts"][0]["thoughtSignature"]
+        == "cmVtZW1iZXJlZA=="
+    )
+    # Gemini 3's signature on a text reply comes back on that text when the conversation goes on.
+    history += [
+        {"role": "assistant", "content": second.choices[0].message.content},
+        {"role": "user", "content": "And?"},
+    ]
+    client.chat.completions.create(model="gemini-3-pro-preview", messages=history, tools=[WEATHER_TOOL])
+    text_turn = fake.generate_requests()[2].request["contents"][3]
+    assert text_turn == {
+        "role": "model",
+        "parts": [{"text": "Warm in Lima.", "thoughtSignature": "dGV4dA=="}],
+    }
+
+
+def test_streamed_text_signature_is_remembered(client: openai.OpenAI, fake: FakeGoogle) -> None:
+    rec = recording("aistudio-stream-sse-function-call-1")  # Gemini 3: signature on the first event
+    events = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello "}]}}]},
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "there."}]}}]},
+        rec["response_events"][-1],  # an empty text part, finishReason STOP
+    ]
+    events[-1] = json.loads(json.dumps(events[-1]))
+    events[-1]["candidates"][0]["content"]["parts"][0]["thoughtSignature"] = "ZW5kLXNpZw=="
+    fake.push(Reply.stream(events))
+    chunks = list(
+        client.chat.completions.create(
+            model="gemini-3-pro-preview", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "Hello there."
+    client.chat.completions.create(
+        model="gemini-3-pro-preview",
+        messages=[
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": "again"},
+        ],
+    )
+    assert (
+        fake.generate_requests()[1].request["contents"][1]["parts"][-1]["thoughtSignature"] == "ZW5kLXNpZw=="
+    )

@@ -14,7 +14,7 @@ from support import assert_schema, recording
 
 
 def complete(response: dict[str, Any]) -> dict[str, Any]:
-    completion, _ = to_chat_completion(response, model="m", completion_id="chatcmpl-1", created=1)
+    completion = to_chat_completion(response, model="m", completion_id="chatcmpl-1", created=1).completion
     assert_schema(completion, "CreateChatCompletionResponse")
     return completion
 

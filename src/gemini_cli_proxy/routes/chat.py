@@ -19,6 +19,7 @@ from ..sse import DONE, encode_event
 from ..translate.media import media_urls
 from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
+from ..translate.signatures import wanted_keys
 from ..translate.stream import StreamTranslator
 from ..upstream.errors import UpstreamError, to_proxy_error
 from ..wire.openai import parse_chat_request
@@ -61,8 +62,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     reasoning_output = runtime.settings.proxy_reasoning_output
     urls = media_urls(req)
     fetched = await runtime.require_media().fetch_all(urls) if urls else {}
+    keys = wanted_keys(req)
     gemini_request, names = to_gemini_request(
-        req, info, show_thoughts=reasoning_output != "hidden", media=fetched, safety=runtime.safety
+        req,
+        info,
+        show_thoughts=reasoning_output != "hidden",
+        media=fetched,
+        safety=runtime.safety,
+        known_signatures=runtime.signatures.get_many(keys) if keys else None,
     )
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
@@ -73,7 +80,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not stream:
         reply, cred = await gateway.generate(info.id, gemini_request)
         fields["credential"] = repr(cred.label)
-        completion, notes = to_chat_completion(
+        translated = to_chat_completion(
             reply,
             model=req.model,
             completion_id=_completion_id(),
@@ -81,9 +88,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             names=names,
             reasoning_output=reasoning_output,
         )
-        if notes:
-            fields["gemini"] = repr("; ".join(notes))
-        return web.Response(body=orjson.dumps(completion), content_type="application/json")
+        runtime.signatures.put_many(translated.signatures)
+        if translated.notes:
+            fields["gemini"] = repr("; ".join(translated.notes))
+        return web.Response(body=orjson.dumps(translated.completion), content_type="application/json")
     first, events, cred = await gateway.open_stream(info.id, gemini_request)
     fields["credential"] = repr(cred.label)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -95,7 +103,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         names=names,
         reasoning_output=reasoning_output,
     )
-    return await _relay(request, translator, first, events, fields)
+    try:
+        return await _relay(request, translator, first, events, fields)
+    finally:
+        runtime.signatures.put_many(translator.signatures)
 
 
 def _encode(chunks: list[dict[str, Any]]) -> bytes:

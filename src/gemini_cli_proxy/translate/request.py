@@ -9,31 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from ..catalog import ModelInfo
 from ..errors import ProxyError, invalid_request
-from ..wire.openai import (
-    AssistantMessage,
-    ChatCompletionRequest,
-    DeveloperMessage,
-    FunctionMessage,
-    SystemMessage,
-    TextPart,
-    ToolMessage,
-    UserMessage,
-)
-from .media import InlineData, media_part
+from ..wire.openai import ChatCompletionRequest
+from .media import InlineData
+from .messages import ContentsBuilder
 from .output import logprobs_config, response_format_config
 from .reasoning import thinking_config
-from .tools import (
-    SKIP_SIGNATURE,
-    NameMap,
-    declared_functions,
-    function_declarations,
-    signature_of,
-    tool_config,
-)
+from .tools import NameMap, declared_functions, function_declarations, tool_config
 
 OPENAI_MAX_STOP = 4
 
@@ -56,129 +39,6 @@ def _check_supported(req: ChatCompletionRequest) -> None:
         raise _unsupported("prediction", "Predicted outputs")
     if req.web_search_options is not None:
         raise _unsupported("web_search_options", "Web search")
-
-
-def _text_of(content: str | list[TextPart]) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.text for part in content)
-
-
-def _user_parts(message: UserMessage, index: int, media: Mapping[str, InlineData]) -> list[dict[str, Any]]:
-    if isinstance(message.content, str):
-        return [{"text": message.content}] if message.content else []
-    parts: list[dict[str, Any]] = []
-    for position, part in enumerate(message.content):
-        if isinstance(part, TextPart):
-            if part.text:
-                parts.append({"text": part.text})
-        else:
-            parts.append(media_part(part, f"messages[{index}].content[{position}]", media))
-    return parts
-
-
-def _arguments(text: str, param: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(text) if text.strip() else {}
-    except orjson.JSONDecodeError:
-        raise invalid_request(f"'{param}' is not valid JSON.", param=param, code="invalid_value") from None
-    if not isinstance(value, dict):
-        raise invalid_request(f"'{param}' must be a JSON object.", param=param, code="invalid_value")
-    return value
-
-
-def _assistant_parts(
-    message: AssistantMessage,
-    index: int,
-    names: NameMap,
-    call_names: dict[str, str],
-    require_signatures: bool,
-) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    content = message.content
-    if isinstance(content, str):
-        if content:
-            parts.append({"text": content})
-    elif content is not None:
-        texts = [part.text if isinstance(part, TextPart) else part.refusal for part in content]
-        parts.extend({"text": text} for text in texts if text)
-    calls = [(call.id, call.function, call.extra_content) for call in message.tool_calls or ()]
-    if message.function_call is not None:
-        calls.append((f"legacy_{index}", message.function_call, None))
-    for position, (call_id, function, extra) in enumerate(calls):
-        call_names[call_id] = function.name
-        param = f"messages[{index}].tool_calls[{position}].function.arguments"
-        part: dict[str, Any] = {
-            "functionCall": {
-                "name": names.to_gemini(function.name),
-                "args": _arguments(function.arguments, param),
-            }
-        }
-        signature = signature_of(call_id, extra)
-        if signature is None and position == 0 and require_signatures:
-            signature = SKIP_SIGNATURE  # Gemini 3 refuses a replayed first call without one
-        if signature is not None:
-            part["thoughtSignature"] = signature
-        parts.append(part)
-    return parts
-
-
-def _tool_result(text: str) -> dict[str, Any]:
-    """Gemini wants an object; a client's result is usually a string, JSON or not."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {"output": text}
-    return value if isinstance(value, dict) else {"output": value}
-
-
-def _tool_part(
-    message: ToolMessage | FunctionMessage, index: int, names: NameMap, call_names: dict[str, str]
-) -> dict[str, Any]:
-    if isinstance(message, FunctionMessage):
-        name, text = message.name, message.content or ""
-    else:
-        found = call_names.get(message.tool_call_id) or message.name
-        if found is None:
-            raise invalid_request(
-                f"'messages[{index}].tool_call_id' matches no tool call of an earlier assistant message.",
-                param=f"messages[{index}].tool_call_id",
-                code="invalid_value",
-            )
-        name, text = found, _text_of(message.content)
-    return {"functionResponse": {"name": names.to_gemini(name), "response": _tool_result(text)}}
-
-
-def _contents(
-    req: ChatCompletionRequest, names: NameMap, require_signatures: bool, media: Mapping[str, InlineData]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(systemInstruction parts, contents), with consecutive turns of one kind merged: all the
-    results of one step's tool calls must arrive in ONE user turn, apart from any user text."""
-    system_parts: list[dict[str, Any]] = []
-    contents: list[dict[str, Any]] = []
-    kinds: list[str] = []
-    call_names: dict[str, str] = {}
-    for index, message in enumerate(req.messages):
-        if isinstance(message, SystemMessage | DeveloperMessage):
-            text = _text_of(message.content)
-            if text:
-                system_parts.append({"text": text})
-            continue
-        if isinstance(message, UserMessage):
-            kind, role, parts = "user", "user", _user_parts(message, index, media)
-        elif isinstance(message, AssistantMessage):
-            kind, role = "model", "model"
-            parts = _assistant_parts(message, index, names, call_names, require_signatures)
-        else:
-            kind, role, parts = "tool", "user", [_tool_part(message, index, names, call_names)]
-        if not parts:
-            continue  # Gemini rejects empty turns; an empty message carries nothing anyway.
-        if kinds and kinds[-1] == kind:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
-            kinds.append(kind)
-    return system_parts, contents
 
 
 def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
@@ -218,17 +78,26 @@ def to_gemini_request(
     show_thoughts: bool = True,
     media: Mapping[str, InlineData] | None = None,
     safety: list[dict[str, str]] | None = None,
+    known_signatures: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], NameMap]:
     """The GenerateContentRequest body for `req` (the model goes in the URL or envelope), and the
-    function-name map its reply must be translated back with. `show_thoughts`: ask Gemini for
-    thought summaries (they become reasoning_content)."""
+    function-name map its reply must be translated back with.
+
+    `show_thoughts`: ask Gemini for thought summaries (they become reasoning_content). `media`: the
+    images the proxy fetched, by URL. `safety`: safetySettings. `known_signatures`: signatures the
+    proxy remembered (see translate.signatures), for calls and texts the client sent back bare."""
     _check_supported(req)
     functions = declared_functions(req.tools, req.functions)
+    if functions and not model.tools:
+        raise _unsupported("tools", f"Tool calling with {model.id}")
     names = NameMap(function["name"] for function in functions)
-    # Gemini 3 refuses a replayed function call without its thought signature.
-    system_parts, contents = _contents(
-        req, names, require_signatures=model.thinking == "level", media=media or {}
+    builder = ContentsBuilder(
+        names,
+        media=media or {},
+        known_signatures=known_signatures or {},
+        require_signatures=model.thinking == "level",
     )
+    system_parts, contents = builder.build(req)
     if not contents:
         raise invalid_request(
             "'messages' must contain at least one user or assistant message with content.",

@@ -6,12 +6,13 @@ no `parts`, a blocked prompt has no `candidates` key at all, so every lookup her
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
 from ..errors import upstream_error
 from .output import openai_logprobs
+from .signatures import call_key, text_key
 from .tools import NameMap, tool_call
 
 FINISH_REASONS: Final[dict[str, str]] = {
@@ -140,6 +141,12 @@ def choice_finish(reason: str, has_tool_calls: bool) -> str:
     return "tool_calls" if has_tool_calls and mapped == "stop" else mapped
 
 
+class Translated(NamedTuple):
+    completion: dict[str, Any]
+    notes: list[str]  # Gemini finish/block reasons worth logging
+    signatures: list[tuple[str, str]]  # (key, thought signature) pairs worth remembering
+
+
 def to_chat_completion(
     response: dict[str, Any],
     *,
@@ -148,9 +155,10 @@ def to_chat_completion(
     created: int,
     names: NameMap | None = None,
     reasoning_output: ReasoningOutput = "reasoning_content",
-) -> tuple[dict[str, Any], list[str]]:
-    """The chat.completion for `response`, and Gemini finish/block reasons worth logging."""
+) -> Translated:
+    """The chat.completion for `response`."""
     notes: list[str] = []
+    signatures: list[tuple[str, str]] = []
     choices: list[dict[str, Any]] = []
     blocked = block_reason(response)
     if blocked is not None:
@@ -166,6 +174,7 @@ def to_chat_completion(
         if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
             notes.append(f"finish reason: {reason}")
         message = _message(content, reasoning, calls, reasoning_output)
+        signatures.extend(_signatures(parts, message))
         finish = choice_finish(reason, bool(calls))
         if finish == "content_filter":
             message["refusal"] = filter_message(reason)
@@ -188,4 +197,20 @@ def to_chat_completion(
         "choices": choices,
         "usage": usage(response.get("usageMetadata")),
     }
-    return completion, notes
+    return Translated(completion, notes, signatures)
+
+
+def _signatures(parts: list[dict[str, Any]], message: dict[str, Any]) -> list[tuple[str, str]]:
+    found = [
+        (call_key(call["id"]), call["extra_content"]["google"]["thought_signature"])
+        for call in message.get("tool_calls") or ()
+        if "extra_content" in call
+    ]
+    text_signatures = [
+        p["thoughtSignature"]
+        for p in parts
+        if isinstance(p.get("thoughtSignature"), str) and "functionCall" not in p and not p.get("thought")
+    ]
+    if text_signatures and message["content"]:
+        found.append((text_key(message["content"]), text_signatures[-1]))
+    return found

@@ -25,6 +25,7 @@ from .response import (
     filter_message,
     usage,
 )
+from .signatures import call_key, text_key
 from .tools import NameMap, tool_call
 
 
@@ -34,14 +35,17 @@ class StreamTranslator:
     __slots__ = (
         "_base",
         "_calls",
+        "_content",
         "_finished",
         "_include_usage",
         "_names",
         "_output",
         "_started",
+        "_text_signature",
         "_thinking",
         "_usage_meta",
         "notes",
+        "signatures",
     )
 
     def __init__(
@@ -69,6 +73,10 @@ class StreamTranslator:
         self._names = names or NameMap(())
         self._output = reasoning_output
         self._thinking: set[int] = set()  # choices inside an open <think> tag
+        self._content: dict[int, list[str]] = {}
+        self._text_signature: dict[int, str] = {}
+        # (key, thought signature) pairs worth remembering; see translate.signatures.
+        self.signatures: list[tuple[str, str]] = []
         self._calls: dict[int, int] = {}  # choice index -> tool calls sent so far
         self.notes: list[str] = []
 
@@ -105,7 +113,10 @@ class StreamTranslator:
                     self._end_think(index, out)
                     out.append(self._chunk(index, {"tool_calls": [self._tool_call_delta(index, part)]}))
                     continue
-                # Empty text parts are normal (Gemini 3 ends streams with one); they add nothing.
+                signature = part.get("thoughtSignature")
+                if isinstance(signature, str) and not part.get("thought"):
+                    self._text_signature[index] = signature  # Gemini 3 signs text replies too
+                # Empty text parts are normal (Gemini 3 ends streams with one); they add no text.
                 text = part.get("text")
                 if text:
                     self._text(index, text, bool(part.get("thought")), out)
@@ -126,27 +137,40 @@ class StreamTranslator:
         """Gemini sends each call whole: its first (and only) delta has id, type, name, arguments."""
         position = self._calls.get(index, 0)
         self._calls[index] = position + 1
-        return {"index": position, **tool_call(part, self._names, arguments_json(part))}
+        call = tool_call(part, self._names, arguments_json(part))
+        if "extra_content" in call:
+            self.signatures.append(
+                (call_key(call["id"]), call["extra_content"]["google"]["thought_signature"])
+            )
+        return {"index": position, **call}
+
+    def _content_chunk(self, index: int, text: str) -> dict[str, Any]:
+        # What the client will send back as this message's content, to find its signature by.
+        self._content.setdefault(index, []).append(text)
+        return self._chunk(index, {"content": text})
 
     def _text(self, index: int, text: str, thought: bool, out: list[dict[str, Any]]) -> None:
         if not thought:
             self._end_think(index, out)
-            out.append(self._chunk(index, {"content": text}))
+            out.append(self._content_chunk(index, text))
         elif self._output == "reasoning_content":
             out.append(self._chunk(index, {"reasoning_content": text}))
         elif self._output == "think_tags":
             opening = "" if index in self._thinking else THINK_OPEN
             self._thinking.add(index)
-            out.append(self._chunk(index, {"content": opening + text}))
+            out.append(self._content_chunk(index, opening + text))
 
     def _end_think(self, index: int, out: list[dict[str, Any]]) -> None:
         if index in self._thinking:
             self._thinking.discard(index)
-            out.append(self._chunk(index, {"content": THINK_CLOSE}))
+            out.append(self._content_chunk(index, THINK_CLOSE))
 
     def _close(self, index: int, reason: str, out: list[dict[str, Any]]) -> None:
         self._end_think(index, out)
         self._finished.add(index)
+        signature = self._text_signature.get(index)
+        if signature is not None and self._content.get(index):
+            self.signatures.append((text_key("".join(self._content[index])), signature))
         out.append(self._chunk(index, {}, reason))
 
     @property

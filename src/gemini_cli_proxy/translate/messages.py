@@ -1,0 +1,161 @@
+"""OpenAI messages -> Gemini `systemInstruction` and `contents`. Pure.
+
+System and developer messages go to systemInstruction, never into a turn. Roles in contents are
+only `user` and `model`. All results of one step's tool calls travel in ONE user turn (Google
+rejects a mismatch), kept apart from any user text that follows. Thought signatures go back on
+exactly the part they came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..errors import invalid_request
+from ..wire.openai import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    DeveloperMessage,
+    FunctionMessage,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+)
+from .media import InlineData, media_part
+from .signatures import assistant_text, call_key, text_key
+from .tools import SKIP_SIGNATURE, NameMap, signature_of
+
+Part = dict[str, Any]
+
+
+def _text_of(content: str | list[TextPart]) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content)
+
+
+def _arguments(text: str, param: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text) if text.strip() else {}
+    except orjson.JSONDecodeError:
+        raise invalid_request(f"'{param}' is not valid JSON.", param=param, code="invalid_value") from None
+    if not isinstance(value, dict):
+        raise invalid_request(f"'{param}' must be a JSON object.", param=param, code="invalid_value")
+    return value
+
+
+def _tool_result(text: str) -> dict[str, Any]:
+    """Gemini wants an object; a client's result is usually a string, JSON or not."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"output": text}
+    return value if isinstance(value, dict) else {"output": value}
+
+
+class ContentsBuilder:
+    """Builds the contents of one request; holds what one message needs from earlier ones."""
+
+    def __init__(
+        self,
+        names: NameMap,
+        *,
+        media: Mapping[str, InlineData],
+        known_signatures: Mapping[str, str],
+        require_signatures: bool,
+    ) -> None:
+        self._names = names
+        self._media = media
+        self._known = known_signatures
+        # Gemini 3 refuses a replayed first function call without its thought signature.
+        self._require_signatures = require_signatures
+        self._call_names: dict[str, str] = {}  # tool_call_id -> the client's function name
+
+    def build(self, req: ChatCompletionRequest) -> tuple[list[Part], list[dict[str, Any]]]:
+        """(systemInstruction parts, contents)."""
+        system_parts: list[Part] = []
+        contents: list[dict[str, Any]] = []
+        kinds: list[str] = []
+        for index, message in enumerate(req.messages):
+            if isinstance(message, SystemMessage | DeveloperMessage):
+                text = _text_of(message.content)
+                if text:
+                    system_parts.append({"text": text})
+                continue
+            if isinstance(message, UserMessage):
+                kind, role, parts = "user", "user", self._user_parts(message, index)
+            elif isinstance(message, AssistantMessage):
+                kind, role, parts = "model", "model", self._assistant_parts(message, index)
+            else:
+                kind, role, parts = "tool", "user", [self._tool_part(message, index)]
+            if not parts:
+                continue  # Gemini rejects empty turns; an empty message carries nothing anyway.
+            if kinds and kinds[-1] == kind:
+                contents[-1]["parts"].extend(parts)
+            else:
+                contents.append({"role": role, "parts": parts})
+                kinds.append(kind)
+        return system_parts, contents
+
+    def _user_parts(self, message: UserMessage, index: int) -> list[Part]:
+        if isinstance(message.content, str):
+            return [{"text": message.content}] if message.content else []
+        parts: list[Part] = []
+        for position, part in enumerate(message.content):
+            if isinstance(part, TextPart):
+                if part.text:
+                    parts.append({"text": part.text})
+            else:
+                parts.append(media_part(part, f"messages[{index}].content[{position}]", self._media))
+        return parts
+
+    def _assistant_parts(self, message: AssistantMessage, index: int) -> list[Part]:
+        parts: list[Part] = []
+        content = message.content
+        if isinstance(content, str):
+            if content:
+                parts.append({"text": content})
+        elif content is not None:
+            texts = [part.text if isinstance(part, TextPart) else part.refusal for part in content]
+            parts.extend({"text": text} for text in texts if text)
+        if parts:
+            # Gemini signs a text reply on its last part; the client could not carry it back.
+            signature = self._known.get(text_key(assistant_text(message)))
+            if signature is not None:
+                parts[-1]["thoughtSignature"] = signature
+        calls = [(call.id, call.function, call.extra_content) for call in message.tool_calls or ()]
+        if message.function_call is not None:
+            calls.append((f"legacy_{index}", message.function_call, None))
+        for position, (call_id, function, extra) in enumerate(calls):
+            self._call_names[call_id] = function.name
+            param = f"messages[{index}].tool_calls[{position}].function.arguments"
+            part: Part = {
+                "functionCall": {
+                    "name": self._names.to_gemini(function.name),
+                    "args": _arguments(function.arguments, param),
+                }
+            }
+            signature = signature_of(call_id, extra) or self._known.get(call_key(call_id))
+            if signature is None and position == 0 and self._require_signatures:
+                signature = SKIP_SIGNATURE  # all three sources missed: Gemini's documented bypass
+            if signature is not None:
+                part["thoughtSignature"] = signature
+            parts.append(part)
+        return parts
+
+    def _tool_part(self, message: ToolMessage | FunctionMessage, index: int) -> Part:
+        if isinstance(message, FunctionMessage):
+            name, text = message.name, message.content or ""
+        else:
+            found = self._call_names.get(message.tool_call_id) or message.name
+            if found is None:
+                raise invalid_request(
+                    f"'messages[{index}].tool_call_id' matches no tool call of an earlier assistant message.",
+                    param=f"messages[{index}].tool_call_id",
+                    code="invalid_value",
+                )
+            name, text = found, _text_of(message.content)
+        return {"functionResponse": {"name": self._names.to_gemini(name), "response": _tool_result(text)}}
