@@ -32,6 +32,9 @@ class ModelInfo:
     # thinking == "level": the thinkingLevel values this model accepts, lowest first.
     levels: tuple[str, ...] = ()
     logprobs: bool = False
+    # Google answers "Penalty is not enabled for models/..." for presence/frequency penalties on
+    # Gemini 2.5 and later.
+    penalties: bool = False
 
     def as_openai(self) -> dict[str, Any]:
         """An OpenAI model object; the extra keys are ignored by OpenAI clients."""
@@ -82,28 +85,35 @@ def _gemini25(model_id: str, low: int, high: int, *, can_disable: bool) -> Model
 
 
 # Thinking ranges from Google's documentation: 2.5 Pro 128..32768 and cannot be off; 2.5 Flash
-# 1..24576 or 0 (off); 2.5 Flash-Lite 512..24576 or 0 (its default). Gemini 3 Pro: LOW or HIGH.
+# 1..24576 or 0 (off); 2.5 Flash-Lite 512..24576 or 0 (its default). Gemini 3 Pro: LOW or HIGH;
+# Gemini 3 Flash: MINIMAL, LOW, MEDIUM or HIGH.
 BUILT_IN_MODELS: tuple[ModelInfo, ...] = (
     _gemini3("gemini-3-pro-preview"),
+    _gemini3("gemini-3-flash-preview", ("MINIMAL", "LOW", "MEDIUM", "HIGH")),
     _gemini25("gemini-2.5-pro", 128, 32768, can_disable=False),
     _gemini25("gemini-2.5-flash", 1, 24576, can_disable=True),
     _gemini25("gemini-2.5-flash-lite", 512, 24576, can_disable=True),
-    ModelInfo("gemini-2.0-flash-exp", max_output_tokens=8192),
-    ModelInfo("gemini-2.0-flash", max_output_tokens=8192, logprobs=True),
-    ModelInfo("gemini-1.5-pro", max_output_tokens=8192, logprobs=True),
-    ModelInfo("gemini-1.5-flash", max_output_tokens=8192, logprobs=True),
+    ModelInfo("gemini-2.0-flash-exp", max_output_tokens=8192, penalties=True),
+    ModelInfo("gemini-2.0-flash", max_output_tokens=8192, logprobs=True, penalties=True),
+    ModelInfo("gemini-1.5-pro", max_output_tokens=8192, logprobs=True, penalties=True),
+    ModelInfo("gemini-1.5-flash", max_output_tokens=8192, logprobs=True, penalties=True),
 )
 
 
 def _guess(model_id: str) -> ModelInfo:
-    """Capabilities for an extra id from PROXY_MODELS, guessed from its family name."""
-    if model_id.startswith("gemini-3"):
-        flash = "flash" in model_id
-        return _gemini3(model_id, ("MINIMAL", "LOW", "MEDIUM", "HIGH") if flash else ("LOW", "HIGH"))
+    """Capabilities for an extra id from PROXY_MODELS, guessed from its family name. Unknown and
+    `-latest` Gemini ids are taken as the newest family (Gemini 3: thinking levels, signatures)."""
     if model_id.startswith("gemini-2.5"):
+        if "lite" in model_id:
+            return _gemini25(model_id, 512, 24576, can_disable=True)
         if "pro" in model_id:
             return _gemini25(model_id, 128, 32768, can_disable=False)
         return _gemini25(model_id, 1, 24576, can_disable=True)
+    if model_id.startswith(("gemini-1.", "gemini-2.0")):
+        return ModelInfo(model_id, logprobs=True, penalties=True)
+    if model_id.startswith("gemini-"):
+        pro = "pro" in model_id
+        return _gemini3(model_id, ("LOW", "HIGH") if pro else ("MINIMAL", "LOW", "MEDIUM", "HIGH"))
     return ModelInfo(model_id)
 
 

@@ -65,7 +65,7 @@ def test_plain_completion_with_system_and_developer_messages(client: openai.Open
 
 def test_conversation_roles_and_parameters_reach_gemini(client: openai.OpenAI, fake: FakeGoogle) -> None:
     client.chat.completions.create(
-        model=MODEL,
+        model="gemini-2.0-flash",
         messages=[
             {
                 "role": "user",
@@ -100,8 +100,57 @@ def test_conversation_roles_and_parameters_reach_gemini(client: openai.OpenAI, f
         "presencePenalty": 0.5,
         "frequencyPenalty": -0.5,
         "seed": 42,
-        "thinkingConfig": {"includeThoughts": True},
     }
+
+
+def test_penalties_zero_is_dropped_and_refused_where_gemini_refuses_them(
+    client: openai.OpenAI, fake: FakeGoogle
+) -> None:
+    client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "x"}], presence_penalty=0, frequency_penalty=0.0
+    )
+    assert "presencePenalty" not in fake.generate_requests()[0].request["generationConfig"]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], presence_penalty=0.5
+        )
+    assert (caught.value.body or {})["param"] == "presence_penalty"  # type: ignore[index]
+    assert len(fake.generate_requests()) == 1
+
+
+def test_only_instructions_still_get_an_answer(client: openai.OpenAI, fake: FakeGoogle) -> None:
+    result = client.chat.completions.create(model=MODEL, messages=[{"role": "system", "content": "Say hi"}])
+    assert result.choices[0].message.content == "Echo: Say hi"
+    request = fake.generate_requests()[0].request
+    assert request["contents"] == [{"role": "user", "parts": [{"text": "Say hi"}]}]
+    assert "systemInstruction" not in request
+
+
+def test_huge_seed_is_folded_into_geminis_range(client: openai.OpenAI, fake: FakeGoogle) -> None:
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], seed=2**40 + 5)
+    assert fake.generate_requests()[0].request["generationConfig"]["seed"] == 5
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_empty_malformed_function_call_is_an_error_not_an_answer(
+    proxy: Proxy, fake: FakeGoogle, stream: bool
+) -> None:
+    body = {
+        "candidates": [
+            {"content": {}, "finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": "bad call"}
+        ]
+    }
+    fake.push(Reply.response(body))
+    response = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": "x"}]},
+    )
+    if stream:
+        frames = response.text.split("\n\n")
+        assert '"code":"upstream_error"' in frames[-3] and "MALFORMED_FUNCTION_CALL" in frames[-3]
+        assert frames[-2] == "data: [DONE]"
+    else:
+        assert response.status_code == 502 and "bad call" in response.json()["error"]["message"]
 
 
 def test_max_completion_tokens_and_single_stop_string(client: openai.OpenAI, fake: FakeGoogle) -> None:

@@ -435,3 +435,33 @@ def test_streamed_text_signature_is_remembered(client: openai.OpenAI, fake: Fake
     assert (
         fake.generate_requests()[1].request["contents"][1]["parts"][-1]["thoughtSignature"] == "ZW5kLXNpZw=="
     )
+
+
+def test_googles_call_ids_are_echoed_on_call_and_response(client: openai.OpenAI, fake: FakeGoogle) -> None:
+    body = recording("aistudio-stream-sse-structured-function-call-1")
+    call_event = next(
+        e
+        for e in body["response_events"]
+        if any("functionCall" in p for p in e["candidates"][0]["content"]["parts"])
+    )
+    part = next(p for p in call_event["candidates"][0]["content"]["parts"] if "functionCall" in p)
+    google_id = part["functionCall"]["id"]
+    fake.push(Reply.response({"candidates": [{**call_event["candidates"][0], "finishReason": "STOP"}]}))
+    tool = {
+        "type": "function",
+        "function": {"name": part["functionCall"]["name"], "parameters": {"type": "object"}},
+    }
+    first = client.chat.completions.create(
+        model="gemini-3-flash-preview", messages=[{"role": "user", "content": "go"}], tools=[tool]
+    )
+    call = (first.choices[0].message.tool_calls or [])[0]
+    history: Any = [
+        {"role": "user", "content": "go"},
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "done"},
+    ]
+    client.chat.completions.create(model="gemini-3-flash-preview", messages=history, tools=[tool])
+    contents = fake.generate_requests()[1].request["contents"]
+    assert contents[1]["parts"][0]["functionCall"]["id"] == google_id
+    assert contents[1]["parts"][0]["thoughtSignature"] == part["thoughtSignature"]
+    assert contents[2]["parts"][0]["functionResponse"]["id"] == google_id

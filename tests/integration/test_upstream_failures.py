@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
 
+from gemini_cli_proxy.pool.scheduler import seconds_until_quota_reset
 from gemini_cli_proxy.testing import FakeGoogle, Reply
 
 from conftest import Proxy, StartProxy
@@ -117,7 +120,7 @@ def test_permission_denied_is_403(proxy: Proxy, fake: FakeGoogle) -> None:
 
 def test_googles_400_is_passed_on_as_400(proxy: Proxy, fake: FakeGoogle) -> None:
     fake.push(Reply.error(400, "Penalty is not enabled for models/gemini-2.5-flash", "INVALID_ARGUMENT"))
-    response = post(proxy, presence_penalty=1.0)
+    response = post(proxy)
     assert response.status_code == 400
     assert "Penalty is not enabled" in str(error_of(response)["message"])
     assert len(fake.generate_requests()) == 1  # the request's fault: not retried
@@ -217,3 +220,33 @@ def test_secrets_never_echoed_in_errors(start_proxy: StartProxy, fake: FakeGoogl
     fake.push(Reply.error(400, f"API key {SECRET_KEY} has a problem", "INVALID_ARGUMENT"))
     response = post(proxy)
     assert response.status_code == 400 and SECRET_KEY not in response.text
+
+
+def test_daily_quota_cools_down_until_midnight_pacific(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy()
+    fake.push(
+        Reply.rate_limited(retry_delay="23s", quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier")
+    )
+    assert post(proxy).status_code == 429
+    again = post(proxy)  # answered by the pool: the key is out until the quota resets
+    assert again.status_code == 429 and error_of(again)["code"] == "insufficient_quota"
+    expected = seconds_until_quota_reset(time.time())
+    assert abs(int(again.headers["Retry-After"]) - expected) <= 5
+    assert len(fake.generate_requests()) == 1
+
+
+@pytest.mark.parametrize("reason", ["PERMISSION_DENIED", "VALIDATION_REQUIRED"])
+def test_refused_credentials_are_disabled(start_proxy: StartProxy, fake: FakeGoogle, reason: str) -> None:
+    proxy = start_proxy(gemini_api_keys=["key-1-aaaaaaaa", "key-2-bbbbbbbb"])
+    fake.push(Reply.permission_denied(reason))
+    for _ in range(4):
+        assert post(proxy).status_code == 200
+    keys = [r.api_key for r in fake.generate_requests()]
+    assert keys.count(keys[0]) == 1  # the refused key was tried once, then left alone
+
+
+def test_timeouts_are_not_retried_on_every_key(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=["key-1-aaaaaaaa", "key-2-bbbbbbbb"], proxy_upstream_timeout=0.3)
+    fake.push_many([Reply.delay(2.0), Reply.delay(2.0)])
+    assert post(proxy).status_code == 504
+    assert len(fake.generate_requests()) == 1

@@ -63,9 +63,10 @@ def test_empty_texts_are_dropped_not_sent() -> None:
     assert request["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
 
 
-def test_only_system_messages_is_a_clear_400() -> None:
-    error = refused(messages=[{"role": "system", "content": "x"}])
-    assert error.param == "messages"
+def test_only_system_messages_become_the_user_turn() -> None:
+    request = translate(messages=[{"role": "system", "content": "x"}])
+    assert request["contents"] == [{"role": "user", "parts": [{"text": "x"}]}]
+    assert refused(messages=[{"role": "user", "content": ""}]).param == "messages"
 
 
 def test_no_generation_config_when_nothing_set() -> None:

@@ -29,7 +29,7 @@ def _stable_id(kind: str, secret: str) -> str:
 class ApiKeyCredential:
     """A Google AI Studio API key."""
 
-    key: str
+    key: str = field(repr=False)
     pool: Pool = "primary"
     kind: Literal["aistudio"] = "aistudio"
     id: str = field(init=False)
@@ -51,10 +51,10 @@ class OAuthCredential:
     that writing it back loses nothing gemini-cli put there.
     """
 
-    refresh_token: str
+    refresh_token: str = field(repr=False)
     path: Path | None
-    raw: dict[str, Any]
-    access_token: str = ""
+    raw: dict[str, Any] = field(repr=False)
+    access_token: str = field(default="", repr=False)
     expires_at: float = 0.0  # epoch seconds; 0 = unknown, refresh before use
     pool: Pool = "primary"
     kind: Literal["codeassist"] = "codeassist"

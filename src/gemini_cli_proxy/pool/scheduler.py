@@ -6,9 +6,12 @@ flags) lives in this object, owned by the app, never in module globals.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from .. import errors
 from ..errors import ProxyError
@@ -18,7 +21,14 @@ from .credentials import Credential
 log = logging.getLogger("gemini_cli_proxy.pool")
 
 DEFAULT_COOLDOWN_SECONDS = 60.0
-DAILY_COOLDOWN_SECONDS = 3600.0
+QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
+
+
+def seconds_until_quota_reset(now: float) -> float:
+    """Seconds from `now` (epoch) to the next midnight Pacific, when Google resets daily quotas."""
+    local = dt.datetime.fromtimestamp(now, QUOTA_ZONE)
+    midnight = (local + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, midnight.timestamp() - now)
 
 
 @dataclass(slots=True)
@@ -28,10 +38,17 @@ class _Cooldown:
 
 
 class Scheduler:
-    def __init__(self, credentials: Sequence[Credential], *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        credentials: Sequence[Credential],
+        *,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._primary = [c for c in credentials if c.pool == "primary"]
         self._backup = [c for c in credentials if c.pool == "backup"]
         self._clock = clock
+        self._wall_clock = wall_clock
         self._cursor = {"primary": 0, "backup": 0}
         self._cooldowns: dict[tuple[str, str], _Cooldown] = {}
         self._disabled: dict[str, str] = {}
@@ -82,12 +99,19 @@ class Scheduler:
                 self._cooldowns[(cred.id, model)] = _Cooldown(now + seconds, daily=False)
                 log.warning("%s rate limited on %s; cooling down %.1fs", cred.label, model, seconds)
             case Verdict.QUOTA_EXHAUSTED:
-                seconds = failure.retry_after if failure.retry_after is not None else DAILY_COOLDOWN_SECONDS
+                # Daily quotas reset at midnight Pacific; Google's RetryInfo on them is often short.
+                seconds = seconds_until_quota_reset(self._wall_clock())
                 self._cooldowns[(cred.id, model)] = _Cooldown(now + seconds, daily=True)
                 log.warning("%s quota exhausted on %s; cooling down %.0fs", cred.label, model, seconds)
-            case Verdict.CREDENTIAL_INVALID:
-                self._disabled[cred.id] = failure.message or failure.reason
-                log.error("%s disabled: %s", cred.label, failure.message or failure.reason)
+            case Verdict.CREDENTIAL_INVALID | Verdict.PERMISSION:
+                reason = failure.message or failure.reason
+                if failure.reason == "VALIDATION_REQUIRED":
+                    reason = (
+                        "Google asks to verify this account before use: sign in to it once in a browser "
+                        f"(gemini-cli shows the link). {reason}"
+                    )
+                self._disabled[cred.id] = reason
+                log.error("%s disabled: %s", cred.label, reason)
             case _:
                 log.warning("%s failed on %s: %s", cred.label, model, failure)
 

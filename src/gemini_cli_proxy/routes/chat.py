@@ -19,7 +19,7 @@ from ..sse import DONE, encode_event
 from ..translate.media import media_urls
 from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
-from ..translate.signatures import wanted_keys
+from ..translate.signatures import conversation_digest, wanted_keys
 from ..translate.stream import StreamTranslator
 from ..upstream.errors import UpstreamError, to_proxy_error
 from ..wire.openai import parse_chat_request
@@ -87,6 +87,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             created=created,
             names=names,
             reasoning_output=reasoning_output,
+            conversation=conversation_digest(req.messages),
         )
         runtime.signatures.put_many(translated.signatures)
         if translated.notes:
@@ -102,6 +103,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         include_usage=include_usage,
         names=names,
         reasoning_output=reasoning_output,
+        conversation=conversation_digest(req.messages),
     )
     try:
         return await _relay(request, translator, first, events, fields)

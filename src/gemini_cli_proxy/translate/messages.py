@@ -25,8 +25,8 @@ from ..wire.openai import (
     UserMessage,
 )
 from .media import InlineData, media_part
-from .signatures import assistant_text, call_key, text_key
-from .tools import SKIP_SIGNATURE, NameMap, signature_of
+from .signatures import ConversationDigest, assistant_text, call_key, text_key
+from .tools import SKIP_SIGNATURE, NameMap, google_id_of, signature_of
 
 Part = dict[str, Any]
 
@@ -73,6 +73,7 @@ class ContentsBuilder:
         # Gemini 3 refuses a replayed first function call without its thought signature.
         self._require_signatures = require_signatures
         self._call_names: dict[str, str] = {}  # tool_call_id -> the client's function name
+        self._digest = ConversationDigest()
 
     def build(self, req: ChatCompletionRequest) -> tuple[list[Part], list[dict[str, Any]]]:
         """(systemInstruction parts, contents)."""
@@ -86,6 +87,7 @@ class ContentsBuilder:
                     system_parts.append({"text": text})
                 continue
             if isinstance(message, UserMessage):
+                self._digest.add(message)
                 kind, role, parts = "user", "user", self._user_parts(message, index)
             elif isinstance(message, AssistantMessage):
                 kind, role, parts = "model", "model", self._assistant_parts(message, index)
@@ -123,7 +125,7 @@ class ContentsBuilder:
             parts.extend({"text": text} for text in texts if text)
         if parts:
             # Gemini signs a text reply on its last part; the client could not carry it back.
-            signature = self._known.get(text_key(assistant_text(message)))
+            signature = self._known.get(text_key(assistant_text(message), self._digest.value()))
             if signature is not None:
                 parts[-1]["thoughtSignature"] = signature
         calls = [(call.id, call.function, call.extra_content) for call in message.tool_calls or ()]
@@ -138,6 +140,9 @@ class ContentsBuilder:
                     "args": _arguments(function.arguments, param),
                 }
             }
+            google_id = google_id_of(call_id)
+            if google_id is not None:
+                part["functionCall"]["id"] = google_id
             signature = signature_of(call_id, extra) or self._known.get(call_key(call_id))
             if signature is None and position == 0 and self._require_signatures:
                 signature = SKIP_SIGNATURE  # all three sources missed: Gemini's documented bypass
@@ -158,4 +163,8 @@ class ContentsBuilder:
                     code="invalid_value",
                 )
             name, text = found, _text_of(message.content)
-        return {"functionResponse": {"name": self._names.to_gemini(name), "response": _tool_result(text)}}
+        response: Part = {"name": self._names.to_gemini(name), "response": _tool_result(text)}
+        google_id = google_id_of(message.tool_call_id) if isinstance(message, ToolMessage) else None
+        if google_id is not None:
+            response["id"] = google_id
+        return {"functionResponse": response}

@@ -19,6 +19,7 @@ from .reasoning import thinking_config
 from .tools import NameMap, declared_functions, function_declarations, tool_config
 
 OPENAI_MAX_STOP = 4
+INT32_LIMIT = 2**31
 
 
 def _unsupported(param: str, what: str) -> ProxyError:
@@ -41,6 +42,26 @@ def _check_supported(req: ChatCompletionRequest) -> None:
         raise _unsupported("web_search_options", "Web search")
 
 
+def _penalties(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, Any]:
+    """Penalties, where the model takes them. 0 is OpenAI's default and means "none", so it is
+    not sent (Gemini 2.5 refuses even a zero penalty); anything else on such a model is a 400."""
+    config: dict[str, Any] = {}
+    for param, key, value in (
+        ("presence_penalty", "presencePenalty", req.presence_penalty),
+        ("frequency_penalty", "frequencyPenalty", req.frequency_penalty),
+    ):
+        if not value:
+            continue
+        if not model.penalties:
+            raise invalid_request(
+                f"{model.id} does not support '{param}'; remove it or send 0.",
+                param=param,
+                code="unsupported_parameter",
+            )
+        config[key] = value
+    return config
+
+
 def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
     limit = req.output_limit()
@@ -60,12 +81,9 @@ def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
     stops = [stop for stop in stops if stop]
     if stops:
         config["stopSequences"] = stops
-    if req.presence_penalty is not None:
-        config["presencePenalty"] = req.presence_penalty
-    if req.frequency_penalty is not None:
-        config["frequencyPenalty"] = req.frequency_penalty
     if req.seed is not None:
-        config["seed"] = req.seed
+        # Gemini's seed is a 32-bit int; OpenAI's is 64-bit. Folding keeps runs reproducible.
+        config["seed"] = req.seed % INT32_LIMIT if not -INT32_LIMIT < req.seed < INT32_LIMIT else req.seed
     if req.n is not None and req.n > 1:
         config["candidateCount"] = req.n
     return config
@@ -98,9 +116,12 @@ def to_gemini_request(
         require_signatures=model.thinking == "level",
     )
     system_parts, contents = builder.build(req)
+    if not contents and system_parts:
+        # OpenAI answers a conversation of only instructions; Gemini needs a turn to answer.
+        contents, system_parts = [{"role": "user", "parts": system_parts}], []
     if not contents:
         raise invalid_request(
-            "'messages' must contain at least one user or assistant message with content.",
+            "'messages' must contain at least one message with content.",
             param="messages",
             code="invalid_value",
         )
@@ -117,6 +138,7 @@ def to_gemini_request(
         if config is not None:
             body["toolConfig"] = config
     config = _generation_config(req)
+    config.update(_penalties(req, model))
     config.update(response_format_config(req.response_format))
     config.update(logprobs_config(req, model))
     thinking = thinking_config(req, model, show_thoughts=show_thoughts)

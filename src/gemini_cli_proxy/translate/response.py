@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
-from ..errors import upstream_error
+from ..errors import ProxyError, upstream_error
 from .output import openai_logprobs
 from .signatures import call_key, text_key
 from .tools import NameMap, tool_call
@@ -38,6 +38,14 @@ FINISH_REASONS: Final[dict[str, str]] = {
 NOTABLE_REASONS: Final = frozenset(
     {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"}
 )
+
+
+def empty_failure(reason: str, candidate: dict[str, Any]) -> ProxyError:
+    """Gemini gave up (e.g. MALFORMED_FUNCTION_CALL) without any content: an agent must not read
+    that as a final empty answer."""
+    detail = candidate.get("finishMessage")
+    suffix = f": {detail}" if isinstance(detail, str) and detail else "."
+    return upstream_error(f"Gemini ended its reply with {reason} and no content{suffix}")
 
 
 def finish_reason(gemini_reason: str) -> str:
@@ -155,8 +163,10 @@ def to_chat_completion(
     created: int,
     names: NameMap | None = None,
     reasoning_output: ReasoningOutput = "reasoning_content",
+    conversation: str = "",
 ) -> Translated:
-    """The chat.completion for `response`."""
+    """The chat.completion for `response`. `conversation`: the request's ConversationDigest value,
+    which keys remembered text signatures."""
     notes: list[str] = []
     signatures: list[tuple[str, str]] = []
     choices: list[dict[str, Any]] = []
@@ -173,8 +183,10 @@ def to_chat_completion(
         reason = candidate.get("finishReason") or "STOP"
         if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
             notes.append(f"finish reason: {reason}")
+        if reason in NOTABLE_REASONS and not (content or calls):
+            raise empty_failure(reason, candidate)
         message = _message(content, reasoning, calls, reasoning_output)
-        signatures.extend(_signatures(parts, message))
+        signatures.extend(_signatures(parts, message, conversation))
         finish = choice_finish(reason, bool(calls))
         if finish == "content_filter":
             message["refusal"] = filter_message(reason)
@@ -200,7 +212,9 @@ def to_chat_completion(
     return Translated(completion, notes, signatures)
 
 
-def _signatures(parts: list[dict[str, Any]], message: dict[str, Any]) -> list[tuple[str, str]]:
+def _signatures(
+    parts: list[dict[str, Any]], message: dict[str, Any], conversation: str
+) -> list[tuple[str, str]]:
     found = [
         (call_key(call["id"]), call["extra_content"]["google"]["thought_signature"])
         for call in message.get("tool_calls") or ()
@@ -212,5 +226,5 @@ def _signatures(parts: list[dict[str, Any]], message: dict[str, Any]) -> list[tu
         if isinstance(p.get("thoughtSignature"), str) and "functionCall" not in p and not p.get("thought")
     ]
     if text_signatures and message["content"]:
-        found.append((text_key(message["content"]), text_signatures[-1]))
+        found.append((text_key(message["content"], conversation), text_signatures[-1]))
     return found

@@ -22,6 +22,7 @@ from .response import (
     block_reason,
     candidate_parts,
     choice_finish,
+    empty_failure,
     filter_message,
     usage,
 )
@@ -36,6 +37,7 @@ class StreamTranslator:
         "_base",
         "_calls",
         "_content",
+        "_conversation",
         "_finished",
         "_include_usage",
         "_names",
@@ -57,6 +59,7 @@ class StreamTranslator:
         include_usage: bool,
         names: NameMap | None = None,
         reasoning_output: ReasoningOutput = "reasoning_content",
+        conversation: str = "",
     ) -> None:
         self._base: dict[str, Any] = {
             "id": completion_id,
@@ -72,6 +75,7 @@ class StreamTranslator:
         self._usage_meta: dict[str, Any] | None = None
         self._names = names or NameMap(())
         self._output = reasoning_output
+        self._conversation = conversation
         self._thinking: set[int] = set()  # choices inside an open <think> tag
         self._content: dict[int, list[str]] = {}
         self._text_signature: dict[int, str] = {}
@@ -127,6 +131,8 @@ class StreamTranslator:
             if reason:
                 if reason in NOTABLE_REASONS or FINISH_REASONS.get(reason) == "content_filter":
                     self.notes.append(f"finish reason: {reason}")
+                if reason in NOTABLE_REASONS and not (self._content.get(index) or index in self._calls):
+                    raise empty_failure(reason, candidate)
                 finish = choice_finish(reason, index in self._calls)
                 if finish == "content_filter":
                     out.append(self._chunk(index, {"refusal": filter_message(reason)}))
@@ -170,7 +176,7 @@ class StreamTranslator:
         self._finished.add(index)
         signature = self._text_signature.get(index)
         if signature is not None and self._content.get(index):
-            self.signatures.append((text_key("".join(self._content[index])), signature))
+            self.signatures.append((text_key("".join(self._content[index]), self._conversation), signature))
         out.append(self._chunk(index, {}, reason))
 
     @property

@@ -22,6 +22,8 @@ from ..errors import invalid_request
 _LEGAL_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
 _ILLEGAL_CHAR: Final = re.compile(r"[^A-Za-z0-9_.:\-]")
 SIGNATURE_MARK: Final = ".sig."
+GOOGLE_ID_PREFIX: Final = "gcall_"
+_GOOGLE_ID: Final = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 # Gemini's documented value for "no signature available": accepted instead of a real one.
 SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
 _CHOICE_MODES: Final = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
@@ -122,9 +124,16 @@ def tool_config(choice: Any, names: NameMap, param: str = "tool_choice") -> dict
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [names.to_gemini(name)]}}
 
 
-def new_call_id(signature: str | None) -> str:
-    call_id = f"call_{uuid.uuid4().hex[:24]}"
+def new_call_id(signature: str | None, google_id: str | None = None) -> str:
+    """A unique tool call id; Google's own call id, when it sent one, is kept inside it so that it
+    can be echoed on the call and its response next turn."""
+    call_id = f"{GOOGLE_ID_PREFIX}{google_id}" if google_id else f"call_{uuid.uuid4().hex[:24]}"
     return f"{call_id}{SIGNATURE_MARK}{signature}" if signature else call_id
+
+
+def google_id_of(call_id: str) -> str | None:
+    base = call_id.partition(SIGNATURE_MARK)[0]
+    return base.removeprefix(GOOGLE_ID_PREFIX) if base.startswith(GOOGLE_ID_PREFIX) else None
 
 
 def signature_of(call_id: str, extra_content: dict[str, Any] | None) -> str | None:
@@ -139,8 +148,10 @@ def signature_of(call_id: str, extra_content: dict[str, Any] | None) -> str | No
 def tool_call(part: dict[str, Any], names: NameMap, arguments_json: str) -> dict[str, Any]:
     """An OpenAI tool call for a Gemini functionCall part (arguments already JSON-encoded)."""
     signature = part.get("thoughtSignature")
+    google_id = part["functionCall"].get("id")
+    safe_id = google_id if isinstance(google_id, str) and _GOOGLE_ID.match(google_id) else None
     call: dict[str, Any] = {
-        "id": new_call_id(signature if isinstance(signature, str) else None),
+        "id": new_call_id(signature if isinstance(signature, str) else None, safe_id),
         "type": "function",
         "function": {
             "name": names.to_client(str(part["functionCall"].get("name", ""))),

@@ -34,6 +34,8 @@ class Verdict(enum.Enum):
     CLIENT = "client"  # the request itself is wrong: answer the client, retrying cannot help
 
 
+# A timeout is not retried elsewhere: a slow model is slow on every credential, and N retries
+# would make the client wait N times the timeout.
 RETRY_ELSEWHERE: Final = frozenset(
     {
         Verdict.RATE_LIMITED,
@@ -41,7 +43,6 @@ RETRY_ELSEWHERE: Final = frozenset(
         Verdict.CAPACITY,
         Verdict.SERVER,
         Verdict.UNREACHABLE,
-        Verdict.TIMEOUT,
         Verdict.CREDENTIAL_INVALID,
         Verdict.PERMISSION,
         Verdict.UNAUTHENTICATED,
