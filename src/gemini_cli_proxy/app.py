@@ -15,22 +15,41 @@ from aiohttp import web
 from .catalog import Catalog
 from .middleware import error_middleware, make_auth_middleware
 from .pool.credentials import load_credentials
-from .pool.dispatch import Gateway
-from .pool.scheduler import Scheduler
-from .routes import chat, models, service
+from .pool.dispatch import Gateway, RetryPolicy
+from .pool.scheduler import CooldownPolicy, Scheduler
+from .pool.usage import UsageRecorder
+from .routes import chat, debug, models, service
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
+from .store import open_store
+from .store.resilient import ResilientStore
 from .translate.output import safety_settings
 from .upstream.aistudio import AiStudioClient
 from .upstream.codeassist import CodeAssistClient
 from .upstream.http import timeout
 from .upstream.media_fetch import MediaFetcher
 from .upstream.oauth import TokenManager
+from .upstream.vertex import VertexClient
 
 # Enough pooled connections to Google for thousands of concurrent streams, and keep-alive so
 # that requests do not pay for a new TLS handshake.
 UPSTREAM_CONNECTION_LIMIT = 0  # 0 = unlimited in aiohttp; concurrency is bounded by clients
 KEEPALIVE_SECONDS = 60.0
+
+
+async def _state(app: web.Application) -> AsyncIterator[None]:
+    """The state store and the usage recorder that writes to it, for the app's lifetime."""
+    runtime = app[RUNTIME]
+    await runtime.store.start()
+    # "Disabled until restart": a restart is the operator's way to say "try these again".
+    for cred in runtime.credentials:
+        await runtime.store.clear_disabled(cred.id)
+    runtime.usage.start()
+    try:
+        yield
+    finally:
+        await runtime.usage.stop()
+        await runtime.store.close()
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
@@ -52,6 +71,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         client_id=settings.gemini_oauth_client_id,
         client_secret=settings.gemini_oauth_client_secret,
         clock=time.time,
+        store=runtime.store,
     )
     codeassist = CodeAssistClient(
         session,
@@ -59,6 +79,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         endpoint=settings.code_assist_endpoint,
         api_version=settings.code_assist_api_version,
         project_id=settings.gemini_project_id,
+        store=runtime.store,
     )
     # Client-named image URLs are fetched on a session of their own, whose resolver refuses
     # private addresses: never on the one that carries Google credentials.
@@ -69,7 +90,14 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     runtime.session = session
     runtime.media = media
     runtime.gateway = Gateway(
-        runtime.scheduler, AiStudioClient(session, settings.gemini_api_base_url), codeassist
+        runtime.scheduler,
+        runtime.usage,
+        AiStudioClient(session, settings.gemini_api_base_url),
+        codeassist,
+        vertex=VertexClient(session, base_url=settings.vertex_api_base_url),
+        retry=RetryPolicy(
+            max_attempts=settings.proxy_retry_attempts, deadline_seconds=settings.proxy_retry_deadline
+        ),
     )
     try:
         yield
@@ -83,11 +111,19 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings)
+    store = ResilientStore(open_store(settings.proxy_state_url))
     runtime = Runtime(
         settings=settings,
         catalog=Catalog.with_extras(settings.proxy_models),
         credentials=credentials,
-        scheduler=Scheduler(credentials, clock=time.monotonic),
+        store=store,
+        scheduler=Scheduler(
+            credentials,
+            store,
+            clock=time.time,
+            policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
+        ),
+        usage=UsageRecorder(store, clock=time.time),
         safety=safety_settings(settings.proxy_safety_settings),
     )
     app = web.Application(
@@ -95,8 +131,10 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
     )
     app[RUNTIME] = runtime
+    app.cleanup_ctx.append(_state)
     app.cleanup_ctx.append(_upstream_session)
     service.register(app)
     models.register(app)
     chat.register(app)
+    debug.register(app)
     return app

@@ -39,9 +39,12 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to listen on (PROXY_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (PROXY_PORT, default 8000).")
 @click.option("--config", "config", default=None, help="TOML settings file (PROXY_CONFIG).")
-def serve(host: str | None, port: int | None, config: str | None) -> None:
+@click.option(
+    "--workers", type=int, default=None, help="Worker processes sharing the port (PROXY_WORKERS, 1)."
+)
+def serve(host: str | None, port: int | None, config: str | None, workers: int | None) -> None:
     """Serve the OpenAI-compatible API."""
-    settings = _settings(proxy_host=host, proxy_port=port, proxy_config=config)
+    settings = _settings(proxy_host=host, proxy_port=port, proxy_config=config, proxy_workers=workers)
     configure(settings.proxy_log_level)
     if not settings.client_keys() and not settings.is_loopback_bind():
         _fail(
@@ -54,11 +57,22 @@ def serve(host: str | None, port: int | None, config: str | None) -> None:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         _fail(f"could not start: {exc}")
-    run(
-        serve_until_signalled(
-            app, settings.proxy_host, settings.proxy_port, grace=settings.proxy_shutdown_grace
+    grace = settings.proxy_shutdown_grace
+    if settings.proxy_workers > 1:
+        if settings.proxy_state_url.startswith("memory://"):
+            _fail("--workers needs shared state: set PROXY_STATE_URL to sqlite:///... or redis://...")
+        from .workers import serve_workers
+
+        sys.exit(
+            serve_workers(
+                lambda: create_app(settings),
+                settings.proxy_host,
+                settings.proxy_port,
+                workers=settings.proxy_workers,
+                grace=grace,
+            )
         )
-    )
+    run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace))
 
 
 @main.command("fake-upstream")

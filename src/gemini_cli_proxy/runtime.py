@@ -11,8 +11,10 @@ from .catalog import Catalog
 from .pool.credentials import Credential
 from .pool.dispatch import Gateway
 from .pool.scheduler import Scheduler
+from .pool.usage import UsageRecorder
 from .settings import Settings
 from .signature_cache import SignatureCache
+from .store.base import StateStore
 from .upstream.media_fetch import MediaFetcher
 
 
@@ -23,7 +25,9 @@ class Runtime:
     settings: Settings
     catalog: Catalog
     credentials: list[Credential]
+    store: StateStore
     scheduler: Scheduler
+    usage: UsageRecorder
     safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
     signatures: SignatureCache = field(default_factory=SignatureCache)
     gateway: Gateway | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,8 +20,21 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("shutting down: draining in-flight requests", file=sys.stderr, flush=True)
+
+
+def _runner(app: web.Application, grace: float) -> web.AppRunner:
+    return web.AppRunner(app, access_log=None, shutdown_timeout=grace, handler_cancellation=True)
+
+
 async def serve_until_signalled(app: web.Application, host: str, port: int, *, grace: float) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace, handler_cancellation=True)
+    runner = _runner(app, grace)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=2048)
@@ -28,12 +42,21 @@ async def serve_until_signalled(app: web.Application, host: str, port: int, *, g
         bound_port = runner.addresses[0][1] if runner.addresses else port
         shown_host = f"[{host}]" if ":" in host else host
         print(f"listening on http://{shown_host}:{bound_port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        print("shutting down: draining in-flight requests", file=sys.stderr, flush=True)
+        await _until_signalled()
+    finally:
+        await runner.cleanup()
+
+
+async def serve_socket(
+    app: web.Application, sock: socket.socket, *, grace: float, on_ready: Callable[[], None]
+) -> None:
+    """Serve on an already listening socket (a worker of `serve --workers N`)."""
+    runner = _runner(app, grace)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        on_ready()
+        await _until_signalled()
     finally:
         await runner.cleanup()
 

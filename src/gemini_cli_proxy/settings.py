@@ -70,6 +70,7 @@ class Settings(BaseSettings):
 
     proxy_host: str = "127.0.0.1"
     proxy_port: int = Field(8000, ge=0, le=65535)
+    proxy_workers: int = Field(1, ge=1, le=64)
     proxy_api_keys: CommaList = []
     openai_api_key: str | None = None
 
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     proxy_connect_timeout: float = Field(10.0, gt=0)
     proxy_upstream_timeout: float = Field(300.0, gt=0)
     proxy_shutdown_grace: float = Field(10.0, ge=0)
+    # The pool's failure policy: the cooldown after a 429 without RetryInfo (it doubles with each
+    # consecutive 429), and how many credentials / how long one request may try before giving up.
+    proxy_cooldown_seconds: float = Field(60.0, gt=0)
+    proxy_retry_attempts: int = Field(5, ge=1)
+    proxy_retry_deadline: float = Field(30.0, gt=0)
 
     @field_validator(
         "proxy_api_keys",

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+from cryptography.exceptions import UnsupportedAlgorithm
+from google.auth import crypt
 
 from ..redact import tail
 from ..settings import Settings
 
 Pool = Literal["primary", "backup"]
+_LOCATION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # global, us-central1, europe-west4, ...
 log = logging.getLogger("gemini_cli_proxy.credentials")
 
 
@@ -31,6 +35,7 @@ class ApiKeyCredential:
 
     key: str = field(repr=False)
     pool: Pool = "primary"
+    project: str | None = None  # the Google project behind the key, once an error named it
     kind: Literal["aistudio"] = "aistudio"
     id: str = field(init=False)
     label: str = field(init=False)
@@ -41,6 +46,10 @@ class ApiKeyCredential:
 
     def secrets(self) -> tuple[str, ...]:
         return (self.key,)
+
+    def project_key(self) -> str:
+        """Which Google project's quota this key spends: learned from Google's errors, else its own."""
+        return f"project:{self.project}" if self.project else f"credential:{self.id}"
 
 
 @dataclass(eq=False)
@@ -56,6 +65,7 @@ class OAuthCredential:
     raw: dict[str, Any] = field(repr=False)
     access_token: str = field(default="", repr=False)
     expires_at: float = 0.0  # epoch seconds; 0 = unknown, refresh before use
+    refreshed_at: float | None = None  # when this process last refreshed the token
     pool: Pool = "primary"
     kind: Literal["codeassist"] = "codeassist"
     project_id: str | None = None
@@ -69,6 +79,9 @@ class OAuthCredential:
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.refresh_token, self.access_token) if s)
+
+    def project_key(self) -> str:
+        return f"project:{self.project_id}" if self.project_id else f"credential:{self.id}"
 
     @classmethod
     def from_json(cls, data: Any, path: Path | None, pool: Pool) -> OAuthCredential:
@@ -87,7 +100,100 @@ class OAuthCredential:
         )
 
 
-Credential = ApiKeyCredential | OAuthCredential
+@dataclass(eq=False)
+class VertexServiceAccountCredential:
+    """A Google Cloud service-account key file, used against Vertex AI with minted access tokens.
+
+    `signer` holds the parsed private key, built once at load time so that a broken key stops
+    start-up instead of failing the first request.
+    """
+
+    info: dict[str, Any] = field(repr=False)  # the parsed key file, private key included
+    signer: crypt.Signer = field(repr=False)
+    path: Path | None
+    project_id: str
+    location: str
+    access_token: str = field(default="", repr=False)
+    expires_at: float = 0.0  # epoch seconds; 0 = no token yet
+    pool: Pool = "primary"
+    kind: Literal["vertex"] = "vertex"
+    id: str = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The key id names the key without revealing it; with the account it is stable across restarts.
+        self.id = _stable_id(self.kind, f"{self.client_email}:{self.private_key_id}")
+        account = self.client_email.partition("@")[0]
+        self.label = f"vertex {account} {tail(self.private_key_id)}"
+
+    @property
+    def client_email(self) -> str:
+        return str(self.info["client_email"])
+
+    @property
+    def private_key_id(self) -> str:
+        return str(self.info["private_key_id"])
+
+    @property
+    def token_uri(self) -> str:
+        return str(self.info["token_uri"])
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (str(self.info["private_key"]), self.access_token) if s)
+
+    def project_key(self) -> str:
+        return f"project:{self.project_id}"
+
+    @classmethod
+    def from_json(
+        cls, data: Any, path: Path, pool: Pool, *, project_id: str | None, location: str
+    ) -> VertexServiceAccountCredential:
+        if not isinstance(data, dict) or data.get("type") != "service_account":
+            kind = data.get("type") if isinstance(data, dict) else None
+            raise ValueError(
+                f"{path}: not a service-account key file (type {kind!r}, expected 'service_account')"
+            )
+        for name in ("client_email", "private_key", "private_key_id", "token_uri"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise ValueError(f"{path}: the service-account key file has no {name}")
+        project = project_id or data.get("project_id")
+        if not isinstance(project, str) or not project:
+            raise ValueError(f"{path}: the service-account key file has no project_id; set VERTEX_PROJECT_ID")
+        try:
+            signer = crypt.RSASigner.from_service_account_info(data)  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            # The exception's text is not shown: it might quote part of the key.
+            raise ValueError(
+                f"{path}: the service account's private_key is not a usable PEM RSA key "
+                f"({type(exc).__name__})"
+            ) from None
+        return cls(
+            info=dict(data), signer=signer, path=path, project_id=project, location=location, pool=pool
+        )
+
+
+@dataclass(eq=False)
+class VertexKeyCredential:
+    """A Vertex AI express-mode API key (no project or location: Google derives them from the key)."""
+
+    key: str = field(repr=False)
+    pool: Pool = "primary"
+    kind: Literal["vertex-key"] = "vertex-key"
+    id: str = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id = _stable_id(self.kind, self.key)
+        self.label = f"vertex key {tail(self.key)}"
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def project_key(self) -> str:
+        return f"credential:{self.id}"
+
+
+Credential = ApiKeyCredential | OAuthCredential | VertexServiceAccountCredential | VertexKeyCredential
 
 
 def _oauth_files(paths: tuple[Path, ...] | list[Path]) -> list[Path]:
@@ -117,6 +223,52 @@ def _load_oauth(paths: tuple[Path, ...] | list[Path], pool: Pool) -> list[OAuthC
     return creds
 
 
+def _read_json(path: Path, setting: str) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError(f"{setting}: {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path} ({exc.strerror})") from None
+    except orjson.JSONDecodeError:
+        raise ValueError(f"{setting}: {path} is not valid JSON") from None
+
+
+def _load_vertex(
+    settings: Settings, paths: list[str], pool: Pool, setting: str
+) -> list[VertexServiceAccountCredential]:
+    if paths and not _LOCATION.fullmatch(settings.vertex_location):
+        # The location becomes part of a host name: refuse anything that is not a region id.
+        raise ValueError(f"VERTEX_LOCATION {settings.vertex_location!r} is not a Google Cloud location")
+    return [
+        VertexServiceAccountCredential.from_json(
+            _read_json(path, setting),
+            path,
+            pool,
+            project_id=settings.vertex_project_id,
+            location=settings.vertex_location,
+        )
+        for path in (Path(p).expanduser() for p in paths)
+    ]
+
+
+def _application_default(settings: Settings) -> list[VertexServiceAccountCredential]:
+    """GOOGLE_APPLICATION_CREDENTIALS, when it names a service-account key.
+
+    gcloud points it at user credentials (authorized_user) too, which Vertex would need a different
+    flow for; those are skipped, not an error, since the variable is often set for other tools."""
+    if not settings.google_application_credentials:
+        return []
+    setting = "GOOGLE_APPLICATION_CREDENTIALS"
+    path = Path(settings.google_application_credentials).expanduser()
+    data = _read_json(path, setting)
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind != "service_account":
+        log.info("%s: skipping %s: a %r file, not a service-account key", setting, path, kind)
+        return []
+    return _load_vertex(settings, [str(path)], "primary", setting)
+
+
 def load_credentials(settings: Settings) -> list[Credential]:
     """Every credential the settings name, primary pool first, duplicates dropped."""
     creds: list[Credential] = [ApiKeyCredential(key) for key in settings.aistudio_keys()]
@@ -127,8 +279,14 @@ def load_credentials(settings: Settings) -> list[Credential]:
         except orjson.JSONDecodeError:
             raise ValueError("GCP_SERVICE_ACCOUNT is not valid JSON") from None
         creds.append(OAuthCredential.from_json(data, None, "primary"))
+    creds.extend(_load_vertex(settings, settings.vertex_credentials, "primary", "VERTEX_CREDENTIALS"))
+    creds.extend(_application_default(settings))
+    creds.extend(VertexKeyCredential(key) for key in settings.vertex_api_keys)
     creds.extend(ApiKeyCredential(key, pool="backup") for key in settings.gemini_backup_api_keys)
     creds.extend(_load_oauth([Path(p).expanduser() for p in settings.gemini_backup_oauth_creds], "backup"))
+    creds.extend(
+        _load_vertex(settings, settings.vertex_backup_credentials, "backup", "VERTEX_BACKUP_CREDENTIALS")
+    )
     unique: dict[str, Credential] = {}
     for cred in creds:
         unique.setdefault(cred.id, cred)

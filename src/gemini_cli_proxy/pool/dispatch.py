@@ -1,71 +1,161 @@
-"""One request to Google through the pool: pick a credential, call, on failure try the next.
+"""One request to Google through the pool: plan the credentials, call, on failure try the next.
 
 Retries happen only before anything reached the client: for a stream, until its first event.
+They are bounded by a number of attempts and a total deadline, and failures that are Google's
+(capacity, 5xx, unreachable) wait a short jittered backoff before the next credential.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProxyError
 from ..upstream.aistudio import AiStudioClient
 from ..upstream.codeassist import CodeAssistClient
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
-from .credentials import ApiKeyCredential, Credential
+from ..upstream.vertex import VertexClient
+from .credentials import ApiKeyCredential, Credential, OAuthCredential, VertexKeyCredential
 from .scheduler import Scheduler
+from .usage import UsageRecorder
 
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
+_BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
+
+Events = AsyncIterator[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    deadline_seconds: float = 30.0
+    backoff_seconds: float = 0.2  # the mean wait before retrying after Google's own failure
 
 
 class Gateway:
-    def __init__(self, scheduler: Scheduler, aistudio: AiStudioClient, codeassist: CodeAssistClient) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        usage: UsageRecorder,
+        aistudio: AiStudioClient,
+        codeassist: CodeAssistClient,
+        *,
+        vertex: VertexClient,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._scheduler = scheduler
+        self._usage = usage
         self._aistudio = aistudio
         self._codeassist = codeassist
-
-    def _failed(self, cred: Credential, model: str, failure: UpstreamError) -> None:
-        self._scheduler.report(cred, model, failure)
-        if failure.verdict not in RETRY_ELSEWHERE:
-            raise to_proxy_error(failure)
-
-    def _give_up(self, model: str, last: UpstreamError | None) -> ProxyError:
-        if last is None or last.verdict in _POOL_VERDICTS:
-            # The pool's own account (how many cooling, until when) says more than the last error.
-            return self._scheduler.exhausted(model)
-        return to_proxy_error(last)
+        self._vertex = vertex
+        self._retry = retry or RetryPolicy()
+        self._random = random.Random()
 
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
-        last: UpstreamError | None = None
-        for cred in self._scheduler.attempts(model):
+        attempts = self._attempts(model)
+        for cred in await attempts.plan():
             try:
                 if isinstance(cred, ApiKeyCredential):
-                    return await self._aistudio.generate(cred, model, request), cred
-                return await self._codeassist.generate(cred, model, request), cred
+                    reply = await self._aistudio.generate(cred, model, request)
+                elif isinstance(cred, OAuthCredential):
+                    reply = await self._codeassist.generate(cred, model, request)
+                else:
+                    reply = await self._vertex.generate(cred, model, request)
             except UpstreamError as failure:
-                self._failed(cred, model, failure)
-                last = failure
-        raise self._give_up(model, last)
+                await attempts.failed(cred, failure)
+                continue
+            await self._scheduler.report_success(cred, model)
+            return reply, cred
+        raise await attempts.give_up()
 
     async def open_stream(
         self, model: str, request: dict[str, Any]
-    ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]], Credential]:
+    ) -> tuple[dict[str, Any], Events, Credential]:
         """The first event of a stream and the iterator of the rest; every failure up to the first
         event is retried on another credential."""
-        last: UpstreamError | None = None
-        for cred in self._scheduler.attempts(model):
+        attempts = self._attempts(model)
+        for cred in await attempts.plan():
             if isinstance(cred, ApiKeyCredential):
                 events = self._aistudio.stream(cred, model, request)
-            else:
+            elif isinstance(cred, OAuthCredential):
                 events = self._codeassist.stream(cred, model, request)
+            else:
+                events = self._vertex.stream(cred, model, request)
             try:
                 first = await anext(events)
             except StopAsyncIteration:
-                failure = garbage("the stream ended before its first event")
-            except UpstreamError as exc:
-                failure = exc
-            else:
-                return first, events, cred
-            self._failed(cred, model, failure)
-            last = failure
-        raise self._give_up(model, last)
+                await attempts.failed(cred, garbage("the stream ended before its first event"))
+                continue
+            except UpstreamError as failure:
+                await attempts.failed(cred, failure)
+                continue
+            await self._scheduler.report_success(cred, model)
+            return first, events, cred
+        raise await attempts.give_up()
+
+    async def generate_with(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One call through exactly this credential, outside the pool's rotation (debug tests)."""
+        if isinstance(cred, ApiKeyCredential):
+            return await self._aistudio.generate(cred, model, request)
+        if isinstance(cred, OAuthCredential):
+            return await self._codeassist.generate(cred, model, request)
+        return await self._vertex.generate(cred, model, request)
+
+    async def token_for(self, cred: Credential) -> str | None:
+        """A valid access token for a token-based credential (refreshed if needed); None for keys."""
+        if isinstance(cred, ApiKeyCredential | VertexKeyCredential):
+            return None
+        if isinstance(cred, OAuthCredential):
+            return await self._codeassist.access_token(cred)
+        return await self._vertex.access_token(cred)
+
+    def _attempts(self, model: str) -> _Attempts:
+        return _Attempts(self._scheduler, self._usage, self._retry, self._random, model)
+
+    def record(self, cred: Credential, model: str, *, tokens_in: int = 0, tokens_out: int = 0) -> None:
+        self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
+
+
+class _Attempts:
+    """The bookkeeping of one request's tries."""
+
+    def __init__(
+        self, scheduler: Scheduler, usage: UsageRecorder, policy: RetryPolicy, rng: random.Random, model: str
+    ) -> None:
+        self._scheduler = scheduler
+        self._usage = usage
+        self._policy = policy
+        self._random = rng
+        self._model = model
+        self._deadline = time.monotonic() + policy.deadline_seconds
+        self._count = 0
+        self.last: UpstreamError | None = None
+
+    async def plan(self) -> list[Credential]:
+        return (await self._scheduler.plan(self._model))[: self._policy.max_attempts]
+
+    async def failed(self, cred: Credential, failure: UpstreamError) -> None:
+        await self._scheduler.report_failure(cred, self._model, failure)
+        self._usage.record(cred.id, self._model, error=f"{failure.status} {failure.verdict.value}")
+        if failure.verdict not in RETRY_ELSEWHERE:
+            raise to_proxy_error(failure)
+        self.last = failure
+        self._count += 1
+        if failure.verdict in _BACKOFF_VERDICTS:
+            mean = self._policy.backoff_seconds * self._count
+            wait = self._random.uniform(0.5 * mean, 1.5 * mean)
+            if time.monotonic() + wait >= self._deadline:
+                raise to_proxy_error(failure)
+            await asyncio.sleep(wait)
+        if time.monotonic() >= self._deadline:
+            raise to_proxy_error(failure)
+
+    async def give_up(self) -> ProxyError:
+        if self.last is None or self.last.verdict in _POOL_VERDICTS:
+            # The pool's own account (how many cooling, until when) says more than the last error.
+            return await self._scheduler.exhausted(self._model)
+        return to_proxy_error(self.last)

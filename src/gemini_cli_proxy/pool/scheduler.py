@@ -1,26 +1,29 @@
 """Which credential serves the next request: round robin, cooldowns, disabling, backup pool.
 
-This is the in-process scheduler; its state (cursor, cooldowns per credential and model, disabled
-flags) lives in this object, owned by the app, never in module globals.
+All state lives in the StateStore, so every instance sharing a store shares the rotation, the
+cooldowns and the disabled flags. One pick costs two store calls: the round-robin cursor and the
+pool's state for the model.
+
+Quota is per Google project and per model, not per key: credentials known to share a project cool
+down together, and the rotation interleaves projects so that load spreads across them first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from .. import errors
 from ..errors import ProxyError
+from ..store.base import Cooldown, PoolState, StateStore
 from ..upstream.errors import UpstreamError, Verdict
-from .credentials import Credential
+from .credentials import ApiKeyCredential, Credential
 
 log = logging.getLogger("gemini_cli_proxy.pool")
 
-DEFAULT_COOLDOWN_SECONDS = 60.0
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 
 
@@ -31,77 +34,98 @@ def seconds_until_quota_reset(now: float) -> float:
     return max(1.0, midnight.timestamp() - now)
 
 
-@dataclass(slots=True)
-class _Cooldown:
-    until: float
-    daily: bool
+@dataclass(frozen=True, slots=True)
+class CooldownPolicy:
+    default_seconds: float = 60.0  # a 429 without RetryInfo
+    max_seconds: float = 3600.0  # growth stops here (a daily quota waits for its reset instead)
+
+
+def _interleave_projects(creds: list[Credential]) -> list[Credential]:
+    """[a1, a2, b1, c1] -> [a1, b1, c1, a2]: consecutive picks land on different projects."""
+    groups: dict[str, list[Credential]] = {}
+    for cred in creds:
+        groups.setdefault(cred.project_key(), []).append(cred)
+    if len(groups) == len(creds):
+        return creds
+    out: list[Credential] = []
+    depth = max(len(group) for group in groups.values())
+    for level in range(depth):
+        out.extend(group[level] for group in groups.values() if level < len(group))
+    return out
 
 
 class Scheduler:
     def __init__(
         self,
         credentials: Sequence[Credential],
+        store: StateStore,
         *,
         clock: Callable[[], float],
-        wall_clock: Callable[[], float] = time.time,
+        policy: CooldownPolicy | None = None,
     ) -> None:
-        self._primary = [c for c in credentials if c.pool == "primary"]
-        self._backup = [c for c in credentials if c.pool == "backup"]
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._cursor = {"primary": 0, "backup": 0}
-        self._cooldowns: dict[tuple[str, str], _Cooldown] = {}
-        self._disabled: dict[str, str] = {}
+        self._primary = _interleave_projects([c for c in credentials if c.pool == "primary"])
+        self._backup = _interleave_projects([c for c in credentials if c.pool == "backup"])
+        self._ids = [c.id for c in (*self._primary, *self._backup)]
+        self._store = store
+        self._clock = clock  # wall clock: instances on several machines compare these times
+        self._policy = policy or CooldownPolicy()
+        # (credential, model) pairs this process cooled down; a success on one clears its strikes.
+        self._struck: set[tuple[str, str]] = set()
 
     @property
     def credentials(self) -> list[Credential]:
         return [*self._primary, *self._backup]
 
-    def disabled_reason(self, cred: Credential) -> str | None:
-        return self._disabled.get(cred.id)
+    async def state(self, model: str) -> PoolState:
+        return await self._store.pool_state(self._ids, model, self._clock())
 
-    def _cooling(self, cred: Credential, model: str, now: float) -> _Cooldown | None:
-        cooldown = self._cooldowns.get((cred.id, model))
-        if cooldown is not None and cooldown.until <= now:
-            del self._cooldowns[(cred.id, model)]
-            return None
-        return cooldown
+    @staticmethod
+    def _usable(pool: list[Credential], state: PoolState) -> list[Credential]:
+        return [c for c in pool if c.id not in state.disabled and c.id not in state.cooldowns]
 
-    def _usable(self, pool: list[Credential], name: str, model: str) -> list[Credential]:
+    async def _rotated(self, pool: list[Credential], name: str) -> list[Credential]:
+        if len(pool) <= 1:
+            return pool
+        start = await self._store.next_cursor(name) % len(pool)
+        return pool[start:] + pool[:start]
+
+    async def plan(self, model: str) -> list[Credential]:
+        """The credentials to try for one request, in order, each at most once: the usable
+        primaries in rotation, then the usable backups (the backup pool serves only when no
+        primary can). Raises the 429/503 answer when nothing is usable."""
+        state = await self.state(model)
+        primary = self._usable(self._primary, state)
+        backup = self._usable(self._backup, state)
+        if not primary and not backup:
+            raise self._exhausted(model, state)
+        order = await self._rotated(primary, "primary") if primary else []
+        if backup:
+            order += await self._rotated(backup, "backup")
+        return order
+
+    async def report_failure(self, cred: Credential, model: str, failure: UpstreamError) -> None:
         now = self._clock()
-        usable = [c for c in pool if c.id not in self._disabled and self._cooling(c, model, now) is None]
-        if not usable:
-            return []
-        start = self._cursor[name] % len(usable)
-        self._cursor[name] = start + 1
-        return usable[start:] + usable[:start]
-
-    def attempts(self, model: str) -> Iterator[Credential]:
-        """The credentials to try for one request, in order; each at most once.
-
-        The backup pool is used only once no primary credential is usable; a credential that
-        fails during this request is re-checked, so one marked cooling is not tried again."""
-        order = self._usable(self._primary, "primary", model) or self._usable(self._backup, "backup", model)
-        if not order:
-            raise self.exhausted(model)
-        for cred in order:
-            if cred.id in self._disabled or self._cooling(cred, model, self._clock()) is not None:
-                continue
-            yield cred
-        if order[0].pool == "primary":
-            yield from (c for c in self._usable(self._backup, "backup", model))
-
-    def report(self, cred: Credential, model: str, failure: UpstreamError) -> None:
-        now = self._clock()
+        if failure.consumer and isinstance(cred, ApiKeyCredential) and cred.project is None:
+            cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
         match failure.verdict:
             case Verdict.RATE_LIMITED:
-                seconds = failure.retry_after if failure.retry_after is not None else DEFAULT_COOLDOWN_SECONDS
-                self._cooldowns[(cred.id, model)] = _Cooldown(now + seconds, daily=False)
-                log.warning("%s rate limited on %s; cooling down %.1fs", cred.label, model, seconds)
+                strikes = await self._store.strikes(cred.id, model) + 1
+                base = (
+                    failure.retry_after if failure.retry_after is not None else self._policy.default_seconds
+                )
+                seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
+                await self._cool_project(cred, model, Cooldown(now + seconds, "rate_limited", strikes))
+                log.warning(
+                    "%s rate limited on %s; cooling down %.1fs (strike %d)",
+                    cred.label,
+                    model,
+                    seconds,
+                    strikes,
+                )
             case Verdict.QUOTA_EXHAUSTED:
                 # Daily quotas reset at midnight Pacific; Google's RetryInfo on them is often short.
-                seconds = seconds_until_quota_reset(self._wall_clock())
-                self._cooldowns[(cred.id, model)] = _Cooldown(now + seconds, daily=True)
+                seconds = seconds_until_quota_reset(now)
+                await self._cool_project(cred, model, Cooldown(now + seconds, "quota_exhausted"))
                 log.warning("%s quota exhausted on %s; cooling down %.0fs", cred.label, model, seconds)
             case Verdict.CREDENTIAL_INVALID | Verdict.PERMISSION:
                 reason = failure.message or failure.reason
@@ -110,31 +134,51 @@ class Scheduler:
                         "Google asks to verify this account before use: sign in to it once in a browser "
                         f"(gemini-cli shows the link). {reason}"
                     )
-                self._disabled[cred.id] = reason
+                await self._store.set_disabled(cred.id, reason)
                 log.error("%s disabled: %s", cred.label, reason)
             case _:
+                # Capacity, 5xx, unreachable: Google's trouble, not the credential's.
                 log.warning("%s failed on %s: %s", cred.label, model, failure)
 
-    def exhausted(self, model: str) -> ProxyError:
+    async def _cool_project(self, cred: Credential, model: str, cooldown: Cooldown) -> None:
+        project = cred.project_key()
+        for other in self.credentials:
+            if other is cred or other.project_key() == project:
+                await self._store.set_cooldown(other.id, model, cooldown)
+                self._struck.add((other.id, model))
+
+    async def report_success(self, cred: Credential, model: str) -> None:
+        if (cred.id, model) in self._struck:
+            # The cooldown has passed and the credential works again: forget the strikes, so the
+            # next 429 starts from the base delay.
+            self._struck.discard((cred.id, model))
+            await self._store.clear_cooldown(cred.id, model)
+
+    async def enable(self, cred: Credential) -> None:
+        await self._store.clear_disabled(cred.id)
+
+    async def exhausted(self, model: str) -> ProxyError:
+        return self._exhausted(model, await self.state(model))
+
+    def _exhausted(self, model: str, state: PoolState) -> ProxyError:
         """The error for 'no credential can serve `model` now', with counts by state."""
         everyone = self.credentials
         if not everyone:
             return errors.no_credentials(
-                "No Google credential is configured: set GEMINI_API_KEYS, GEMINI_OAUTH_CREDS or another "
-                "credential setting."
+                "No Google credential is configured: set GEMINI_API_KEYS, VERTEX_CREDENTIALS, "
+                "GEMINI_OAUTH_CREDS or another credential setting."
             )
-        now = self._clock()
-        disabled = [c for c in everyone if c.id in self._disabled]
+        disabled = [c for c in everyone if c.id in state.disabled]
         cooling = [
-            cd for c in everyone if c.id not in self._disabled and (cd := self._cooling(c, model, now))
+            state.cooldowns[c.id] for c in everyone if c.id not in state.disabled and c.id in state.cooldowns
         ]
         if not cooling:
             return errors.no_credentials(
                 f"No credential can serve: {len(disabled)} of {len(everyone)} disabled after Google rejected "
                 "them. Check the keys, or sign in again with gemini-cli; restart the proxy to re-enable."
             )
-        wait = min(cd.until for cd in cooling) - now
-        daily = all(cd.daily for cd in cooling)
+        wait = min(cooldown.until for cooldown in cooling) - self._clock()
+        daily = all(cooldown.reason == "quota_exhausted" for cooldown in cooling)
         return errors.rate_limited(
             f"All credentials are rate limited for {model}: {len(cooling)} cooling down, "
             f"{len(disabled)} disabled. Retry after {max(1, round(wait))}s.",

@@ -90,6 +90,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             conversation=conversation_digest(req.messages),
         )
         runtime.signatures.put_many(translated.signatures)
+        counts = translated.completion["usage"]
+        gateway.record(
+            cred, info.id, tokens_in=counts["prompt_tokens"], tokens_out=counts["completion_tokens"]
+        )
         if translated.notes:
             fields["gemini"] = repr("; ".join(translated.notes))
         return web.Response(body=orjson.dumps(translated.completion), content_type="application/json")
@@ -109,6 +113,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await _relay(request, translator, first, events, fields)
     finally:
         runtime.signatures.put_many(translator.signatures)
+        counts = translator.usage()
+        gateway.record(
+            cred, info.id, tokens_in=counts["prompt_tokens"], tokens_out=counts["completion_tokens"]
+        )
 
 
 def _encode(chunks: list[dict[str, Any]]) -> bytes:

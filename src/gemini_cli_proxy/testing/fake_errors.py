@@ -34,6 +34,7 @@ _DOMAINS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
         "aistudio": ("googleapis.com", "generativelanguage.googleapis.com"),
         "codeassist": ("cloudcode-pa.googleapis.com", "cloudcode-pa.googleapis.com"),
+        "vertex": ("googleapis.com", "aiplatform.googleapis.com"),
     }
 )
 _PERMISSION_MESSAGES: Mapping[str, str] = MappingProxyType(

@@ -10,7 +10,17 @@ Routes (shapes follow the real captures in shared/gemini-recordings):
   ``GET /v1internal/operations/{id}``), ``:generateContent``, ``:streamGenerateContent?alt=sse``, with
   ``Authorization: Bearer`` tokens from the fake token endpoint; bodies use the
   ``{model, project, request}`` / ``{response, traceId}`` envelopes.
-- OAuth: ``POST /token`` (``grant_type=refresh_token``), like oauth2.googleapis.com/token.
+- Vertex AI: ``POST /v1/projects/{p}/locations/{loc}/publishers/google/models/{model}:generateContent``
+  and ``:streamGenerateContent`` with a service account's ``Authorization: Bearer`` token (accepted only for
+  that account's own project: 403 PERMISSION_DENIED otherwise), and express mode
+  ``POST /v1/publishers/google/models/{model}:...`` with ``x-goog-api-key``. Recorded with
+  ``api == "vertex"``; validation and scripted replies as for AI Studio, default replies in Vertex's shape
+  (no zero candidate index, ``createTime``, ``usageMetadata.trafficType``).
+- OAuth: ``POST /token``, like oauth2.googleapis.com/token: ``grant_type=refresh_token`` for Code Assist
+  accounts, and ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`` for service accounts registered
+  with ``add_service_account(client_email, public_key_pem, project_id=...)``: the RS256 assertion's
+  signature, ``iss``, ``aud`` (this endpoint's URL) and one-hour ``iat``..``exp`` are verified, anything
+  wrong is 400 ``invalid_grant`` (see fake_vertex). Both count in ``token_requests``.
 
 Anything else answers Google's HTML 404 and is recorded with ``api == "other"``.
 
@@ -114,7 +124,7 @@ async def _serve_forever(fake: FakeGoogle, host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Run the fake Google upstream (AI Studio, Code Assist, OAuth)."
+        description="Run the fake Google upstream (AI Studio, Code Assist, Vertex AI, OAuth)."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)

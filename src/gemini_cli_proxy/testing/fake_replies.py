@@ -16,8 +16,9 @@ from typing import Any, Literal
 import orjson
 
 from gemini_cli_proxy.testing.fake_errors import error_body, permission_body, rate_limit_body
+from gemini_cli_proxy.testing.fake_vertex import vertex_events
 
-ApiName = Literal["aistudio", "codeassist", "oauth", "other"]
+ApiName = Literal["aistudio", "codeassist", "vertex", "oauth", "other"]
 ReplyKind = Literal[
     "text", "response", "stream", "error", "rate_limited", "permission_denied", "raw", "delay"
 ]
@@ -336,6 +337,8 @@ def _render_texts(
                 "responseId": rid,
             }
         )
+    if ctx.api == "vertex":
+        events = vertex_events(events)
     if not ctx.stream:
         return BodyPlan(events[0])
     return StreamPlan(events, ctx.stream_delay, False, None)

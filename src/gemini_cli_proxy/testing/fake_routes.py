@@ -35,6 +35,7 @@ from gemini_cli_proxy.testing.fake_replies import (
 )
 from gemini_cli_proxy.testing.fake_state import GENERATE_ACTIONS, FakeGoogle, Received
 from gemini_cli_proxy.testing.fake_validation import validate_envelope, validate_generate_request
+from gemini_cli_proxy.testing.fake_vertex import JWT_BEARER_GRANT, vertex_model_not_found_body
 
 FAKE_KEY: web.AppKey[FakeGoogle] = web.AppKey("fake_google", FakeGoogle)
 
@@ -43,12 +44,14 @@ _JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": JSON_CONTEN
 
 
 def create_fake_app(fake: FakeGoogle) -> web.Application:
-    """One aiohttp app serving AI Studio, Code Assist and the OAuth token endpoint for `fake`."""
+    """One aiohttp app serving AI Studio, Code Assist, Vertex AI and the OAuth token endpoint for `fake`."""
     # Image and video inputs arrive inline as base64, so allow bodies as large as Google does (20 MB+).
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[FAKE_KEY] = fake
     router = app.router
     router.add_post("/v1beta/models/{tail}", _aistudio)
+    router.add_post("/v1/projects/{project}/locations/{location}/publishers/google/models/{tail}", _vertex)
+    router.add_post("/v1/publishers/google/models/{tail}", _vertex)  # express mode: an API key, no project
     router.add_post("/v1internal:generateContent", _codeassist_generate)
     router.add_post("/v1internal:streamGenerateContent", _codeassist_generate)
     router.add_post("/v1internal:loadCodeAssist", _load_code_assist)
@@ -128,6 +131,39 @@ async def _aistudio(request: web.Request) -> web.StreamResponse:
     if problem_text is not None:
         return _google_error(400, problem_text, "INVALID_ARGUMENT")
     ctx = ServeContext("aistudio", model, body, stream, fake.default_stream_chunks, fake.stream_delay)
+    return await _answer(request, fake, ctx)
+
+
+async def _vertex(request: web.Request) -> web.StreamResponse:
+    """Vertex AI: a service account's bearer token for a project route, an API key for express mode."""
+    fake = request.app[FAKE_KEY]
+    model, _, action = request.match_info["tail"].rpartition(":")
+    stream = action == "streamGenerateContent"
+    raw = await request.read()
+    ok, body = _parse_json(raw)
+    fake.record(_received(request, raw, body, "vertex", action, model=model or None, stream=stream))
+    if action not in GENERATE_ACTIONS or not model:
+        return _google_error(404, "Method not found.", "NOT_FOUND")
+    project = request.match_info.get("project")
+    name = request.path.removeprefix("/v1/").rpartition(":")[0]
+    if project is None:
+        problem = fake.key_problem(request.headers.get("x-goog-api-key") or request.query.get("key"))
+        if problem == "missing":
+            return _unauthenticated()
+        if problem == "invalid":
+            return _json(400, key_invalid_body())
+    else:
+        refused = fake.vertex.check_token(request.headers.get("Authorization"), project, name)
+        if refused is not None:
+            return _unauthenticated() if refused[0] == 401 else _json(*refused)
+    if not fake.model_known(model):
+        return _json(404, vertex_model_not_found_body(name))
+    if not ok:
+        return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    problem_text = validate_generate_request(body, model=model)
+    if problem_text is not None:
+        return _google_error(400, problem_text, "INVALID_ARGUMENT")
+    ctx = ServeContext("vertex", model, body, stream, fake.default_stream_chunks, fake.stream_delay)
     return await _answer(request, fake, ctx)
 
 
@@ -266,7 +302,12 @@ async def _token(request: web.Request) -> web.Response:
     else:
         fields = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     fake.record(_received(request, raw, fields, "oauth", "token"))
-    status, payload = fake.exchange_refresh_token(fields, request.headers.get("Authorization"))
+    if fields.get("grant_type") == JWT_BEARER_GRANT:
+        # The assertion's `aud` must name this endpoint exactly as the caller addressed it.
+        audience = str(request.url.with_query(None))
+        status, payload = fake.exchange_jwt(fields, audience)
+    else:
+        status, payload = fake.exchange_refresh_token(fields, request.headers.get("Authorization"))
     # Google's token endpoint answers compact JSON with a lower-case charset, unlike the API front end.
     return web.Response(
         status=status, body=orjson.dumps(payload), content_type="application/json", charset="utf-8"

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gemini_cli_proxy.testing.fake_replies import ApiName, Reply
+from gemini_cli_proxy.testing.fake_vertex import VertexAccounts
 
 GENERATE_ACTIONS = frozenset({"generateContent", "streamGenerateContent"})
 OAUTH_SCOPE = (
@@ -69,7 +70,7 @@ class Received:
 
     @property
     def is_generate(self) -> bool:
-        return self.api in ("aistudio", "codeassist") and self.action in GENERATE_ACTIONS
+        return self.api in ("aistudio", "codeassist", "vertex") and self.action in GENERATE_ACTIONS
 
     @property
     def key_in_query(self) -> bool:
@@ -139,6 +140,7 @@ class FakeGoogle:
         self.missing_models: set[str] = set()
         self.received: list[Received] = []
         self.token_requests = 0
+        self.vertex = VertexAccounts()
         self._lock = threading.Lock()
         self._state = _State()
 
@@ -183,8 +185,25 @@ class FakeGoogle:
             return self._issue_locked(refresh_token, expires_in)
 
     def expire_access_tokens(self) -> None:
+        """Google forgets every access token it issued, OAuth and service account alike."""
         with self._lock:
             self._state.tokens.clear()
+        self.vertex.expire_tokens()
+
+    def add_service_account(
+        self, client_email: str, public_key_pem: bytes, *, project_id: str, token_expires_in: int = 3599
+    ) -> None:
+        """A service account whose JWT assertions, signed by the private half of `public_key_pem`, the
+        token endpoint accepts; its tokens reach Vertex in `project_id` only."""
+        self.vertex.add(
+            client_email, public_key_pem, project_id=project_id, token_expires_in=token_expires_in
+        )
+
+    def exchange_jwt(self, fields: Mapping[str, str], audience: str) -> tuple[int, dict[str, Any]]:
+        """Google's /token for grant_type=jwt-bearer (see fake_vertex): (status, body)."""
+        with self._lock:
+            self.token_requests += 1
+        return self.vertex.exchange(fields, audience)
 
     def revoke(self, refresh_token: str) -> None:
         """The token endpoint now answers invalid_grant for it (tokens already issued keep working)."""
@@ -209,6 +228,7 @@ class FakeGoogle:
             self.received.clear()
             self.missing_models.clear()
             self.token_requests = 0
+        self.vertex.reset()
 
     # -- used by the routes ------------------------------------------------------------------------------
 

@@ -179,6 +179,10 @@ class StreamTranslator:
             self.signatures.append((text_key("".join(self._content[index]), self._conversation), signature))
         out.append(self._chunk(index, {}, reason))
 
+    def usage(self) -> dict[str, Any]:
+        """OpenAI usage from the last usageMetadata seen so far."""
+        return usage(self._usage_meta)
+
     @property
     def started(self) -> bool:
         return bool(self._started)

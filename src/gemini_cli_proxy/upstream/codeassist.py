@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 
 from ..pool.credentials import OAuthCredential
+from ..store.base import StateStore
 from .errors import UpstreamError, Verdict, garbage
 from .http import request_json, sse_events
 from .oauth import TokenManager
@@ -54,6 +55,7 @@ class CodeAssistClient:
         api_version: str,
         project_id: str | None,
         poll_seconds: float | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -62,6 +64,7 @@ class CodeAssistClient:
         # None: the module's ONBOARD_POLL_SECONDS as it is when the client is built (app start-up).
         self._poll_seconds = ONBOARD_POLL_SECONDS if poll_seconds is None else poll_seconds
         self._discovering: dict[str, asyncio.Task[str]] = {}
+        self._store = store  # shares discovered projects between instances
 
     async def _call(
         self, cred: OAuthCredential, method: str, body: dict[str, Any] | None, *, get: bool = False
@@ -87,11 +90,19 @@ class CodeAssistClient:
                     raise
         raise AssertionError("unreachable")
 
+    async def access_token(self, cred: OAuthCredential) -> str:
+        return await self._tokens.access_token(cred)
+
     async def project(self, cred: OAuthCredential) -> str:
         if self._fixed_project:
             return self._fixed_project
         if cred.project_id:
             return cred.project_id
+        if self._store is not None and (
+            shared := await self._store.get_value(f"codeassist-project:{cred.id}")
+        ):
+            cred.project_id = shared  # discovered by another instance
+            return shared
         task = self._discovering.get(cred.id)
         if task is None:
             task = asyncio.ensure_future(self._discover(cred))
@@ -105,6 +116,8 @@ class CodeAssistClient:
         if project is None:
             project = await self._onboard(cred, loaded if isinstance(loaded, dict) else {})
         cred.project_id = project
+        if self._store is not None:
+            await self._store.set_value(f"codeassist-project:{cred.id}", project)
         log.info("code assist project for %s: %s", cred.label, project)
         return project
 

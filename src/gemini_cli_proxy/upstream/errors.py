@@ -64,6 +64,7 @@ class UpstreamError(Exception):
     reason: str = ""
     retry_after: float | None = None
     quota_ids: tuple[str, ...] = field(default_factory=tuple)
+    consumer: str = ""  # "projects/<number>": the Google project whose quota was hit
 
     def __str__(self) -> str:
         return f"{self.status} {self.google_status or self.verdict.value}: {self.message}"
@@ -103,6 +104,7 @@ def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) ->
     message = scrub(str(error.get("message", "")), secrets)
     google_status = str(error.get("status", ""))
     reason = ""
+    consumer = ""
     retry_after: float | None = None
     quota_ids: list[str] = []
     for detail in error.get("details") or ():
@@ -111,6 +113,9 @@ def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) ->
         kind = str(detail.get("@type", ""))
         if kind.endswith("ErrorInfo"):
             reason = reason or str(detail.get("reason", ""))
+            metadata = detail.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("consumer"), str):
+                consumer = metadata["consumer"]
         elif kind.endswith("RetryInfo"):
             retry_after = parse_delay(detail.get("retryDelay"))
         elif kind.endswith("QuotaFailure"):
@@ -118,7 +123,9 @@ def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) ->
                 str(v.get("quotaId", "")) for v in detail.get("violations") or () if isinstance(v, dict)
             )
     verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
-    return UpstreamError(verdict, status, message, google_status, reason, retry_after, tuple(quota_ids))
+    return UpstreamError(
+        verdict, status, message, google_status, reason, retry_after, tuple(quota_ids), consumer
+    )
 
 
 def _verdict(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -58,7 +58,7 @@ async def sse_events(
     headers: dict[str, str],
     body: bytes,
     secrets: tuple[str, ...] = (),
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Google's SSE events as dicts. The request is sent on the first `__anext__`, so a failure
     to connect or a non-200 answer surfaces there, before anything reached the client."""
     resp = await guarded(lambda: session.post(url, headers=headers, data=body))

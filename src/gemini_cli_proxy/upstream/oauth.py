@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from ..pool.credentials import OAuthCredential
+from ..store.base import StateStore
 from .errors import UpstreamError, Verdict, garbage
 from .http import request_json
 
@@ -49,11 +50,13 @@ class TokenManager:
         client_id: str,
         client_secret: str,
         clock: Callable[[], float],
+        store: StateStore | None = None,
     ) -> None:
         self._session = session
         self._token_url = token_url
         self._client = {"client_id": client_id, "client_secret": client_secret}
         self._clock = clock
+        self._store = store
         self._inflight: dict[str, asyncio.Task[str]] = {}
 
     def is_fresh(self, cred: OAuthCredential) -> bool:
@@ -68,13 +71,29 @@ class TokenManager:
             return cred.access_token
         task = self._inflight.get(cred.id)
         if task is None:
-            task = asyncio.ensure_future(self._refresh(cred))
+            task = asyncio.ensure_future(self._refresh(cred, stale or cred.access_token))
             self._inflight[cred.id] = task
             task.add_done_callback(lambda _: self._inflight.pop(cred.id, None))
         # shield: one caller giving up (client disconnect) must not cancel the shared refresh.
         return await asyncio.shield(task)
 
-    async def _refresh(self, cred: OAuthCredential) -> str:
+    async def _shared_token(self, cred: OAuthCredential, stale: str) -> str | None:
+        """A fresh token another instance already refreshed and shared through the store."""
+        if self._store is None:
+            return None
+        raw = await self._store.get_value(f"oauth-token:{cred.id}")
+        if raw is None:
+            return None
+        shared = orjson.loads(raw)
+        if shared["access_token"] == stale or shared["expires_at"] - self._clock() <= REFRESH_MARGIN_SECONDS:
+            return None
+        cred.access_token, cred.expires_at = shared["access_token"], float(shared["expires_at"])
+        return cred.access_token
+
+    async def _refresh(self, cred: OAuthCredential, stale: str = "") -> str:
+        shared = await self._shared_token(cred, stale)
+        if shared is not None:
+            return shared
         form = {"grant_type": "refresh_token", "refresh_token": cred.refresh_token, **self._client}
         started = self._clock()
         try:
@@ -98,6 +117,7 @@ class TokenManager:
             raise garbage("the token endpoint returned no access_token")
         expires_in = reply.get("expires_in", 3600)
         cred.access_token = token
+        cred.refreshed_at = started
         cred.expires_at = started + float(expires_in if isinstance(expires_in, int | float) else 3600)
         cred.raw.update(
             {k: v for k, v in reply.items() if k in {"access_token", "id_token", "scope", "token_type"}}
@@ -110,5 +130,10 @@ class TokenManager:
                 await asyncio.to_thread(write_back, cred.path, dict(cred.raw))
             except OSError as exc:
                 log.warning("could not write the refreshed token back to %s: %s", cred.path, exc.strerror)
+        if self._store is not None:
+            shared = orjson.dumps({"access_token": token, "expires_at": cred.expires_at}).decode()
+            await self._store.set_value(
+                f"oauth-token:{cred.id}", shared, ttl=max(1.0, cred.expires_at - started)
+            )
         log.info("oauth token refreshed for %s", cred.label)
         return token

@@ -1,0 +1,95 @@
+"""The StateStore protocol: everything instances of the proxy share.
+
+Times are absolute epoch seconds (wall clock), since instances on several machines compare them.
+Keys are credential ids (stable hashes, never secrets) and model ids; `ANY_MODEL` marks state that
+holds for every model (e.g. a daily quota shared by a whole Google project).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ANY_MODEL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    until: float  # epoch seconds
+    reason: str  # "rate_limited" | "quota_exhausted" | ...
+    strikes: int = 1  # consecutive 429s that led here; cooldowns grow with it
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """One request's outcome, recorded in batches off the request path."""
+
+    credential_id: str
+    model: str
+    requests: int = 1
+    tokens_in: int = 0
+    tokens_out: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    at: float = 0.0  # epoch seconds
+
+
+@dataclass(slots=True)
+class Usage:
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_used: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """What the scheduler needs for one pick, read in one round trip."""
+
+    cooldowns: dict[str, Cooldown] = field(default_factory=dict)  # credential id -> active cooldown
+    disabled: dict[str, str] = field(default_factory=dict)  # credential id -> reason
+
+
+class StateStore(Protocol):
+    """Implemented by MemoryStore, SqliteStore and RedisStore; one contract suite tests all."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def next_cursor(self, pool: str) -> int:
+        """Atomically increment the round-robin cursor of `pool`; returns the value before."""
+        ...
+
+    async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
+        """Active cooldowns (for `model` or ANY_MODEL; the later one wins) and disabled flags."""
+        ...
+
+    async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None: ...
+
+    async def clear_cooldown(self, credential_id: str, model: str) -> None: ...
+
+    async def strikes(self, credential_id: str, model: str) -> int:
+        """The `strikes` of the last cooldown set for exactly (credential, model), even when it has
+        expired, until clear_cooldown; 0 when none. Cooldowns grow with consecutive 429s."""
+        ...
+
+    async def set_disabled(self, credential_id: str, reason: str) -> None: ...
+
+    async def clear_disabled(self, credential_id: str) -> None: ...
+
+    async def record_usage(self, events: Iterable[UsageEvent]) -> None: ...
+
+    async def usage(self, credential_ids: Sequence[str]) -> dict[str, dict[str, Usage]]:
+        """credential id -> model -> totals."""
+        ...
+
+    async def get_value(self, key: str) -> str | None: ...
+
+    async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
+        """A small shared value (OAuth token, Code Assist project, thought signature), with an
+        optional time to live in seconds."""
+        ...

@@ -1,0 +1,117 @@
+"""memory://: state in this process only. For tests, single-process runs, and the fallback while a
+shared store is unreachable. Every method runs without awaiting, so each is atomic on its loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from ._batch import Totals, aggregate, binding
+from .base import ANY_MODEL, Cooldown, PoolState, Usage, UsageEvent
+
+# Expired values are swept every this many writes, so TTL'd keys (thought signatures) cannot pile up.
+_SWEEP_EVERY = 1024
+
+
+class MemoryStore:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._cursors: dict[str, int] = {}
+        self._cooldowns: dict[tuple[str, str], Cooldown] = {}
+        self._disabled: dict[str, str] = {}
+        self._usage: dict[str, dict[str, Totals]] = {}
+        self._values: dict[str, tuple[str, float | None]] = {}  # key -> (value, expires at)
+        self._writes = 0
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def next_cursor(self, pool: str) -> int:
+        value = self._cursors.get(pool, 0)
+        self._cursors[pool] = value + 1
+        return value
+
+    async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
+        cooldowns: dict[str, Cooldown] = {}
+        disabled: dict[str, str] = {}
+        for cred in credential_ids:
+            own, shared = self._cooldowns.get((cred, model)), self._cooldowns.get((cred, ANY_MODEL))
+            cooldown = binding(own, shared, now)
+            if cooldown is not None:
+                cooldowns[cred] = cooldown
+            reason = self._disabled.get(cred)
+            if reason is not None:
+                disabled[cred] = reason
+        return PoolState(cooldowns, disabled)
+
+    async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
+        # Expired entries stay: strikes() must still see them until clear_cooldown.
+        self._cooldowns[(credential_id, model)] = cooldown
+
+    async def clear_cooldown(self, credential_id: str, model: str) -> None:
+        self._cooldowns.pop((credential_id, model), None)
+
+    async def strikes(self, credential_id: str, model: str) -> int:
+        cooldown = self._cooldowns.get((credential_id, model))
+        return 0 if cooldown is None else cooldown.strikes
+
+    async def set_disabled(self, credential_id: str, reason: str) -> None:
+        self._disabled[credential_id] = reason
+
+    async def clear_disabled(self, credential_id: str) -> None:
+        self._disabled.pop(credential_id, None)
+
+    async def record_usage(self, events: Iterable[UsageEvent]) -> None:
+        for (cred, model), totals in aggregate(events).items():
+            self._usage.setdefault(cred, {}).setdefault(model, Totals()).merge(totals)
+
+    async def usage(self, credential_ids: Sequence[str]) -> dict[str, dict[str, Usage]]:
+        return {
+            cred: {model: totals.usage() for model, totals in self._usage[cred].items()}
+            for cred in credential_ids
+            if cred in self._usage
+        }
+
+    async def get_value(self, key: str) -> str | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, expires = entry
+        if expires is not None and expires <= self._clock():
+            del self._values[key]
+            return None
+        return value
+
+    async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
+        now = self._clock()
+        self._values[key] = (value, None if ttl is None else now + ttl)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            self._values = {
+                k: entry for k, entry in self._values.items() if entry[1] is None or entry[1] > now
+            }
+
+    def handover(self) -> Handover:
+        """What this store learned, for ResilientStore to hand to the primary once it is back."""
+        events = [
+            UsageEvent(
+                cred, model, t.requests, t.tokens_in, t.tokens_out, t.errors, t.last_error, t.last_used
+            )
+            for cred, models in self._usage.items()
+            for model, t in models.items()
+        ]
+        return Handover(dict(self._cooldowns), dict(self._disabled), events)
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    cooldowns: dict[tuple[str, str], Cooldown]
+    disabled: dict[str, str]
+    usage: list[UsageEvent]

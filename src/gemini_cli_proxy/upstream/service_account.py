@@ -1,0 +1,105 @@
+"""Access tokens for Vertex AI service accounts: a signed JWT exchanged at the key file's token_uri.
+
+The assertion is built and signed with google-auth (RFC 7523's jwt-bearer grant, as google-auth's own
+service_account.Credentials does), but the exchange goes over the proxy's aiohttp session: google-auth's
+refresh is a blocking HTTP call that would stall the event loop. A token is kept on its credential
+until REFRESH_MARGIN_SECONDS before it expires, and concurrent callers share one exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import aiohttp
+from google.auth import jwt
+
+from ..pool.credentials import VertexServiceAccountCredential
+from .errors import UpstreamError, Verdict, garbage
+from .http import request_json
+from .oauth import REFRESH_MARGIN_SECONDS
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Google refuses assertions that live longer than an hour.
+ASSERTION_LIFETIME_SECONDS = 3600
+
+log = logging.getLogger("gemini_cli_proxy.service_account")
+
+
+def signed_assertion(cred: VertexServiceAccountCredential, now: float) -> str:
+    """The RS256 JWT that asks `cred.token_uri` for a cloud-platform access token."""
+    issued = int(now)
+    payload = {
+        "iss": cred.client_email,
+        "scope": SCOPE,
+        "aud": cred.token_uri,
+        "iat": issued,
+        "exp": issued + ASSERTION_LIFETIME_SECONDS,
+    }
+    token: bytes = jwt.encode(cred.signer, payload)  # type: ignore[no-untyped-call]
+    return token.decode("ascii")
+
+
+class ServiceAccountTokens:
+    """Hands out valid access tokens for service accounts; one exchange at a time per credential."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, clock: Callable[[], float]) -> None:
+        self._session = session
+        # Wall-clock time: the token endpoint checks the assertion's iat/exp against its own clock.
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Task[str]] = {}
+
+    def is_fresh(self, cred: VertexServiceAccountCredential) -> bool:
+        return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
+
+    async def access_token(
+        self, cred: VertexServiceAccountCredential, *, force: bool = False, stale: str = ""
+    ) -> str:
+        """A token for `cred`. `force` mints a new one even if the cached one looks fresh, unless it
+        already differs from `stale` (the one Vertex refused): another request re-minted meanwhile."""
+        if not force and self.is_fresh(cred):
+            return cred.access_token
+        if force and stale and cred.access_token and cred.access_token != stale:
+            return cred.access_token
+        task = self._inflight.get(cred.id)
+        if task is None:
+            task = asyncio.ensure_future(self._mint(cred))
+            self._inflight[cred.id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(cred.id, None))
+        # shield: one caller giving up (client disconnect) must not cancel the shared exchange.
+        return await asyncio.shield(task)
+
+    async def _mint(self, cred: VertexServiceAccountCredential) -> str:
+        started = self._clock()
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": signed_assertion(cred, started)}
+        try:
+            reply = await request_json(
+                self._session, "POST", cred.token_uri, headers={}, form=form, secrets=cred.secrets()
+            )
+        except UpstreamError as exc:
+            # 400/401 from a token endpoint is about the credential (invalid_grant: unknown account,
+            # deleted key, bad signature), and retrying with the same key cannot help.
+            if exc.verdict is Verdict.CREDENTIAL_INVALID or exc.status in (400, 401):
+                log.error(
+                    "service account token refused for %s (status %s); the credential is disabled, "
+                    "check that the key is not deleted or disabled in Google Cloud",
+                    cred.label,
+                    exc.status,
+                )
+                raise UpstreamError(
+                    Verdict.CREDENTIAL_INVALID,
+                    exc.status,
+                    f"the token endpoint refused the service account {cred.label} (invalid_grant)",
+                    reason="invalid_grant",
+                ) from None
+            raise
+        token = reply.get("access_token") if isinstance(reply, dict) else None
+        if not isinstance(token, str) or not token:
+            raise garbage("the token endpoint returned no access_token")
+        expires_in = reply.get("expires_in", 3600)
+        cred.access_token = token
+        cred.expires_at = started + float(expires_in if isinstance(expires_in, int | float) else 3600)
+        log.info("vertex access token minted for %s", cred.label)
+        return token

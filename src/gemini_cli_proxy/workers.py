@@ -1,0 +1,80 @@
+"""`serve --workers N`: N processes accepting on one listening socket (pre-fork), sharing state
+through the state store. The parent only supervises: it binds, forks, waits for every worker to
+be ready, prints the one `listening on` line, and on SIGTERM/SIGINT stops the workers, which drain
+their in-flight requests."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.synchronize import Event as EventType
+
+from aiohttp import web
+
+from .server import run, serve_socket
+
+AppFactory = Callable[[], web.Application]
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _worker(factory: AppFactory, sock: socket.socket, ready: EventType, grace: float) -> None:
+    # Each worker builds its own app after the fork: no event loop, session or store connection
+    # is ever shared between processes.
+    run(serve_socket(factory(), sock, grace=grace, on_ready=ready.set))
+
+
+def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, grace: float) -> int:
+    sock = _listening_socket(host, port)
+    context = multiprocessing.get_context("fork")
+    children = []
+    for number in range(workers):
+        ready = context.Event()
+        child = context.Process(target=_worker, args=(factory, sock, ready, grace), name=f"worker-{number}")
+        child.start()
+        children.append((child, ready))
+    for child, ready in children:
+        while not ready.wait(0.2):
+            if not child.is_alive():
+                _stop(children, grace)
+                print(f"worker {child.name} failed to start", file=sys.stderr, flush=True)
+                return 1
+    bound = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    print(f"listening on http://{shown}:{bound} ({workers} workers)", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        if any(not child.is_alive() for child, _ in children):
+            print("a worker exited; stopping the others", file=sys.stderr, flush=True)
+            break
+    _stop(children, grace)
+    sock.close()
+    return 0
+
+
+def _stop(children: Sequence[tuple[multiprocessing.process.BaseProcess, EventType]], grace: float) -> None:
+    for child, _ in children:
+        if child.is_alive() and child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+    for child, _ in children:
+        child.join(grace + 5)
+        if child.is_alive():
+            child.kill()
+            child.join(5)

@@ -1,0 +1,168 @@
+"""The credential pool over the state store: rotation, cooldowns, backup pool, debug views."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from gemini_cli_proxy.testing import FakeGoogle, Reply
+
+from conftest import Proxy, StartProxy
+
+CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hello"}]}
+KEYS = ["key-a-11111111", "key-b-22222222", "key-c-33333333"]
+RETRY = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+
+
+def post(proxy: Proxy, **extra: Any) -> httpx.Response:
+    return httpx.post(f"{proxy.url}/v1/chat/completions", json={**CHAT, **extra}, timeout=30)
+
+
+def keys_used(fake: FakeGoogle) -> list[str | None]:
+    return [r.api_key for r in fake.generate_requests()]
+
+
+def test_even_spread_over_three_keys(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS)
+    for _ in range(30):
+        assert post(proxy).status_code == 200
+    used = keys_used(fake)
+    assert {key: used.count(key) for key in KEYS} == dict.fromkeys(KEYS, 10)
+
+
+def test_rate_limited_key_is_skipped_until_its_delay_passes(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:2])
+    fake.push(Reply.rate_limited(retry_delay="1s"))
+    assert post(proxy).status_code == 200  # retried transparently on the other key
+    limited, other = keys_used(fake)
+    for _ in range(4):
+        assert post(proxy).status_code == 200
+    assert set(keys_used(fake)[2:]) == {other}
+    time.sleep(1.2)
+    for _ in range(4):
+        assert post(proxy).status_code == 200
+    assert limited in keys_used(fake)[6:]
+
+
+def test_repeated_rate_limits_grow_the_cooldown(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.rate_limited(retry_delay="1s"))
+    first = post(proxy)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
+    time.sleep(1.1)
+    fake.push(Reply.rate_limited(retry_delay="1s"))
+    second = post(proxy)
+    assert second.status_code == 429
+    third = post(proxy)  # answered by the pool: the second strike doubled the cooldown
+    assert third.status_code == 429 and third.headers["Retry-After"] == "2"
+    time.sleep(2.1)
+    assert post(proxy).status_code == 200  # a success clears the strikes
+    fake.push(Reply.rate_limited(retry_delay="1s"))
+    post(proxy)
+    assert post(proxy).headers["Retry-After"] == "1"
+
+
+def test_cooldown_is_per_model(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    assert post(proxy, model="gemini-2.5-pro").status_code == 429
+    assert post(proxy, model="gemini-2.5-pro").status_code == 429
+    assert post(proxy, model="gemini-2.5-flash").status_code == 200
+
+
+def test_keys_of_one_project_cool_down_together(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS)
+    info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "RATE_LIMIT_EXCEEDED",
+        "domain": "googleapis.com",
+        "metadata": {"consumer": "projects/424242", "service": "generativelanguage.googleapis.com"},
+    }
+    limited = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}
+    for _ in range(2):  # two keys report the same project
+        fake.push(Reply.error(429, "Resource exhausted.", "RESOURCE_EXHAUSTED", details=[info, limited]))
+    for _ in range(3):
+        post(proxy)
+    first, second = keys_used(fake)[0], keys_used(fake)[1]
+    assert first != second
+    after = keys_used(fake)[2:]
+    # Both keys of project 424242 are now cooling; the third key carries everything.
+    assert after and first not in after[-2:] and second not in after[-2:]
+
+
+def test_backup_pool_only_while_primaries_are_out(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1], gemini_backup_api_keys=["backup-key-9999"])
+    for _ in range(3):
+        assert post(proxy).status_code == 200
+    assert set(keys_used(fake)) == {KEYS[0]}
+    fake.push(Reply.rate_limited(retry_delay="1s"))
+    assert post(proxy).status_code == 200  # the primary is limited: the backup answers
+    assert keys_used(fake)[-2:] == [KEYS[0], "backup-key-9999"]
+    assert post(proxy).status_code == 200
+    assert keys_used(fake)[-1] == "backup-key-9999"
+    time.sleep(1.2)
+    assert post(proxy).status_code == 200
+    assert keys_used(fake)[-1] == KEYS[0]  # back on the primary once it recovered
+
+
+def test_capacity_errors_retry_elsewhere_without_marking(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:2])
+    fake.push(Reply.rate_limited(retry_delay="30s", reason="MODEL_CAPACITY_EXHAUSTED"))
+    assert post(proxy).status_code == 200
+    first = keys_used(fake)[0]
+    for _ in range(4):
+        post(proxy)
+    assert first in keys_used(fake)[2:]  # not cooled down: the capacity was Google's
+
+
+def test_attempts_are_bounded(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS, proxy_retry_attempts=2)
+    fake.push_many([Reply.unavailable()] * 3)
+    assert post(proxy).status_code == 502
+    assert len(fake.generate_requests()) == 2
+
+
+@pytest.fixture
+def keyed(start_proxy: StartProxy) -> Proxy:
+    return start_proxy(gemini_api_keys=KEYS[:2], proxy_api_keys=["sk-admin"])
+
+
+AUTH = {"Authorization": "Bearer sk-admin"}
+
+
+def test_debug_credentials_shows_state_and_usage(keyed: Proxy, fake: FakeGoogle) -> None:
+    fake.api_keys = frozenset({KEYS[1]})
+    for _ in range(3):
+        assert httpx.post(f"{keyed.url}/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+    assert httpx.get(f"{keyed.url}/v1/debug/credentials").status_code == 401
+    rows = httpx.get(f"{keyed.url}/v1/debug/credentials", headers=AUTH).json()["data"]
+    by_label = {row["label"][-4:]: row for row in rows}
+    bad, good = by_label["1111"], by_label["2222"]
+    assert bad["state"] == "disabled" and "API key not valid" in bad["disabled_reason"]
+    assert good["state"] == "ok"
+    usage = good["usage"]["gemini-2.5-flash"]
+    assert usage["requests"] == 3 and usage["tokens_in"] > 0 and usage["tokens_out"] > 0
+    assert bad["usage"]["gemini-2.5-flash"]["errors"] == 1
+    text = str(rows)
+    assert KEYS[0] not in text and KEYS[1] not in text
+    enabled = httpx.post(f"{keyed.url}/v1/debug/credentials/{bad['id']}/enable", headers=AUTH)
+    assert enabled.status_code == 200
+    rows = httpx.get(f"{keyed.url}/v1/debug/credentials", headers=AUTH).json()["data"]
+    assert {row["state"] for row in rows} == {"ok"}
+
+
+def test_debug_full_test_and_token_test(keyed: Proxy, fake: FakeGoogle) -> None:
+    fake.api_keys = frozenset({KEYS[0]})
+    result = httpx.post(f"{keyed.url}/v1/test", headers=AUTH).json()
+    outcomes = {row["label"][-4:]: row for row in result["data"]}
+    assert outcomes["1111"]["ok"] is True and outcomes["1111"]["latency_ms"] >= 0
+    assert outcomes["2222"]["ok"] is False and outcomes["2222"]["status"] == 400
+    tokens = httpx.get(f"{keyed.url}/v1/token-test", headers=AUTH).json()["data"]
+    assert all(row["ok"] for row in tokens) and len(tokens) == 2
+    cache = httpx.get(f"{keyed.url}/v1/debug/cache", headers=AUTH).json()
+    assert cache["data"] == []  # no OAuth credentials configured

@@ -1,0 +1,393 @@
+"""The StateStore contract: one suite, every backend (memory, SQLite file, real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from gemini_cli_proxy.store import ANY_MODEL, Cooldown, PoolState, StateStore, Usage, UsageEvent
+
+from .conftest import Backend
+
+PRO = "gemini-2.5-pro"
+FLASH = "gemini-2.5-flash"
+
+
+def soon(seconds: float = 100.0) -> float:
+    """A time in the real future: every backend keeps the cooldown (Redis expires keys by its clock)."""
+    return time.time() + seconds
+
+
+# -- round-robin cursor
+
+
+def test_cursor_counts_from_zero_per_pool(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        assert [await store.next_cursor("primary") for _ in range(3)] == [0, 1, 2]
+        assert await store.next_cursor("backup") == 0
+        assert await store.next_cursor("primary") == 3
+
+    backend.run(scenario)
+
+
+def test_cursor_is_atomic_under_concurrency(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        values = await asyncio.gather(*(store.next_cursor("primary") for _ in range(200)))
+        assert sorted(values) == list(range(200))
+
+    backend.run(scenario)
+
+
+def test_cursor_is_atomic_across_store_objects(shared_backend: Backend) -> None:
+    async def scenario(first: StateStore) -> None:
+        second = await shared_backend.open()
+        try:
+            calls = [store.next_cursor("primary") for _ in range(150) for store in (first, second)]
+            values = await asyncio.gather(*calls)
+        finally:
+            await second.close()
+        assert sorted(values) == list(range(300))
+
+    shared_backend.run(scenario)
+
+
+_CURSOR_WORKER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from gemini_cli_proxy.store import open_store
+
+    async def main(url: str, count: int, start_at: float) -> None:
+        store = open_store(url)
+        await store.start()
+        await asyncio.sleep(max(0.0, start_at - time.time()))  # all processes begin together
+        try:
+            values = [await store.next_cursor("primary") for _ in range(count)]
+        finally:
+            await store.close()
+        print(" ".join(map(str, values)))
+
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+    """
+)
+
+
+def test_cursor_is_atomic_across_processes(shared_backend: Backend) -> None:
+    processes, count = 3, 300
+    start_at = time.time() + 2.0  # after every interpreter has imported and opened its store
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CURSOR_WORKER, shared_backend.url, str(count), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    values: list[int] = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+        values += map(int, out.split())
+    assert sorted(values) == list(range(processes * count))
+
+
+# -- cooldowns
+
+
+def test_cooldown_holds_for_its_model_only(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        cooldown = Cooldown(until=soon(), reason="rate_limited", strikes=2)
+        await store.set_cooldown("a", PRO, cooldown)
+        now = time.time()
+        assert await store.pool_state(["a", "b"], PRO, now) == PoolState(cooldowns={"a": cooldown})
+        assert await store.pool_state(["a", "b"], FLASH, now) == PoolState()
+        assert await store.pool_state(["b"], PRO, now) == PoolState()
+
+    backend.run(scenario)
+
+
+def test_any_model_cooldown_holds_for_every_model(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        daily = Cooldown(until=soon(), reason="quota_exhausted")
+        await store.set_cooldown("a", ANY_MODEL, daily)
+        now = time.time()
+        for model in (PRO, FLASH, ANY_MODEL):
+            assert (await store.pool_state(["a", "b"], model, now)).cooldowns == {"a": daily}
+
+    backend.run(scenario)
+
+
+def test_the_later_cooldown_wins(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        short_model = Cooldown(until=soon(100), reason="rate_limited")
+        long_any = Cooldown(until=soon(200), reason="quota_exhausted")
+        await store.set_cooldown("a", PRO, short_model)
+        await store.set_cooldown("a", ANY_MODEL, long_any)
+        long_model = Cooldown(until=soon(300), reason="rate_limited", strikes=3)
+        await store.set_cooldown("b", PRO, long_model)
+        await store.set_cooldown("b", ANY_MODEL, Cooldown(until=soon(200), reason="quota_exhausted"))
+        state = await store.pool_state(["a", "b"], PRO, time.time())
+        assert state.cooldowns == {"a": long_any, "b": long_model}
+
+    backend.run(scenario)
+
+
+def test_cooldowns_expire_at_until(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        start = time.time()
+        await store.set_cooldown("a", PRO, Cooldown(until=start + 100, reason="rate_limited"))
+        any_model = Cooldown(until=start + 200, reason="quota_exhausted")
+        await store.set_cooldown("a", ANY_MODEL, any_model)
+        assert (await store.pool_state(["a"], PRO, start + 99.9)).cooldowns["a"].until == start + 200
+        # Past the model's cooldown the ANY_MODEL one still binds; past both, nothing does.
+        assert (await store.pool_state(["a"], PRO, start + 150)).cooldowns == {"a": any_model}
+        assert (await store.pool_state(["a"], PRO, start + 200)).cooldowns == {}
+        assert (await store.pool_state(["a"], PRO, start + 1000)) == PoolState()
+
+    backend.run(scenario)
+
+
+def test_a_cooldown_already_over_is_not_active(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.set_cooldown("a", PRO, Cooldown(until=time.time() - 1000, reason="rate_limited"))
+        assert await store.pool_state(["a"], PRO, time.time()) == PoolState()
+
+    backend.run(scenario)
+
+
+def test_set_cooldown_replaces_and_clear_removes(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.set_cooldown("a", PRO, Cooldown(until=soon(300), reason="rate_limited"))
+        replacement = Cooldown(until=soon(50), reason="capacity", strikes=4)
+        await store.set_cooldown("a", PRO, replacement)
+        await store.set_cooldown("a", ANY_MODEL, Cooldown(until=soon(10), reason="quota_exhausted"))
+        assert (await store.pool_state(["a"], PRO, time.time())).cooldowns == {"a": replacement}
+        await store.clear_cooldown("a", PRO)
+        assert (await store.pool_state(["a"], PRO, time.time())).cooldowns["a"].reason == "quota_exhausted"
+        await store.clear_cooldown("a", ANY_MODEL)
+        await store.clear_cooldown("never-cooled", PRO)  # clearing nothing is fine
+        assert await store.pool_state(["a"], PRO, time.time()) == PoolState()
+
+    backend.run(scenario)
+
+
+def test_strikes_outlive_the_cooldown_until_cleared(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        assert await store.strikes("a", PRO) == 0
+        await store.set_cooldown("a", PRO, Cooldown(until=soon(), reason="rate_limited", strikes=1))
+        assert await store.strikes("a", PRO) == 1
+        # Exactly (credential, model): neither another model nor ANY_MODEL shares them.
+        assert await store.strikes("a", FLASH) == 0
+        assert await store.strikes("a", ANY_MODEL) == 0
+        assert await store.strikes("b", PRO) == 0
+        # An expired cooldown still tells how many 429s came in a row.
+        await store.set_cooldown("a", PRO, Cooldown(until=time.time() - 5, reason="rate_limited", strikes=3))
+        assert await store.pool_state(["a"], PRO, time.time()) == PoolState()
+        assert await store.strikes("a", PRO) == 3
+        await store.set_cooldown("a", PRO, Cooldown(until=soon(), reason="rate_limited", strikes=4))
+        assert await store.strikes("a", PRO) == 4
+        await store.clear_cooldown("a", PRO)
+        assert await store.strikes("a", PRO) == 0
+
+    backend.run(scenario)
+
+
+# -- disabled flags
+
+
+def test_disabled_flags(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.set_disabled("a", "API_KEY_INVALID")
+        now = time.time()
+        for model in (PRO, FLASH, ANY_MODEL):
+            assert await store.pool_state(["a", "b"], model, now) == PoolState(
+                disabled={"a": "API_KEY_INVALID"}
+            )
+        await store.set_disabled("a", "verify the account")
+        await store.set_disabled("b", "PERMISSION_DENIED")
+        assert (await store.pool_state(["a", "b", "c"], PRO, now)).disabled == {
+            "a": "verify the account",
+            "b": "PERMISSION_DENIED",
+        }
+        assert (await store.pool_state(["b"], PRO, now)).disabled == {"b": "PERMISSION_DENIED"}
+        await store.clear_disabled("a")
+        await store.clear_disabled("never-disabled")
+        assert (await store.pool_state(["a", "b"], PRO, now)).disabled == {"b": "PERMISSION_DENIED"}
+
+    backend.run(scenario)
+
+
+def test_pool_state_holds_cooldowns_and_flags_together(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        cooldown = Cooldown(until=soon(), reason="rate_limited")
+        await store.set_cooldown("a", PRO, cooldown)
+        await store.set_disabled("a", "API_KEY_INVALID")
+        await store.set_disabled("c", "PERMISSION_DENIED")
+        ids = [f"cred-{i}" for i in range(300)] + ["a", "c"]  # a pool larger than any bind limit matters
+        state = await store.pool_state(ids, PRO, time.time())
+        assert state == PoolState({"a": cooldown}, {"a": "API_KEY_INVALID", "c": "PERMISSION_DENIED"})
+        assert await store.pool_state([], PRO, time.time()) == PoolState()
+
+    backend.run(scenario)
+
+
+# -- usage
+
+
+def test_usage_accumulates_over_batches(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.record_usage(
+            [
+                UsageEvent("a", PRO, tokens_in=10, tokens_out=5, at=100.0),
+                UsageEvent("a", PRO, tokens_in=1, tokens_out=2, errors=1, last_error="429 rate", at=101.0),
+                UsageEvent("a", FLASH, tokens_in=7, at=102.0),
+                UsageEvent("b", PRO, requests=2, tokens_out=4, at=90.0),
+            ]
+        )
+        await store.record_usage(
+            iter([UsageEvent("a", PRO, tokens_in=100, tokens_out=50, at=105.0)])  # any iterable
+        )
+        await store.record_usage([])
+        usage = await store.usage(["a", "b", "unknown"])
+        assert usage == {
+            "a": {
+                PRO: Usage(3, 111, 57, 1, "429 rate", 105.0),
+                FLASH: Usage(1, 7, 0, 0, None, 102.0),
+            },
+            "b": {PRO: Usage(2, 0, 4, 0, None, 90.0)},
+        }
+        assert await store.usage(["b"]) == {"b": usage["b"]}
+        assert await store.usage([]) == {}
+
+    backend.run(scenario)
+
+
+def test_usage_keeps_the_latest_error_and_use_whatever_the_batch_order(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.record_usage([UsageEvent("a", PRO, errors=1, last_error="newer", at=200.0)])
+        # A batch from a slower instance, older than what is stored: counted, but it does not win.
+        await store.record_usage([UsageEvent("a", PRO, errors=1, last_error="older", at=150.0)])
+        await store.record_usage([UsageEvent("a", PRO, at=120.0)])
+        assert await store.usage(["a"]) == {"a": {PRO: Usage(3, 0, 0, 2, "newer", 200.0)}}
+        # Within a batch, too; an event without an error never clears the last one.
+        await store.record_usage(
+            [
+                UsageEvent("a", PRO, errors=1, last_error="newest", at=300.0),
+                UsageEvent("a", PRO, errors=1, last_error="stale", at=250.0),
+                UsageEvent("a", PRO, at=310.0),
+            ]
+        )
+        assert await store.usage(["a"]) == {"a": {PRO: Usage(6, 0, 0, 4, "newest", 310.0)}}
+
+    backend.run(scenario)
+
+
+def test_usage_of_a_large_batch(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        events = [UsageEvent(f"c{i % 700}", PRO, tokens_in=1, at=float(i)) for i in range(7000)]
+        await store.record_usage(events)
+        usage = await store.usage([f"c{i}" for i in range(700)])
+        assert len(usage) == 700
+        assert usage["c0"][PRO] == Usage(10, 10, 0, 0, None, 6300.0)
+
+    backend.run(scenario)
+
+
+# -- small shared values
+
+
+def test_values_with_and_without_ttl(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        assert await store.get_value("token") is None
+        await store.set_value("token", "ya29.first")
+        await store.set_value("token", "ya29.second")
+        await store.set_value("project", "proj-ä-🙂", ttl=30)
+        await store.set_value("short", "x", ttl=0.2)
+        await store.set_value("gone", "x", ttl=0)
+        assert await store.get_value("token") == "ya29.second"
+        assert await store.get_value("project") == "proj-ä-🙂"
+        assert await store.get_value("short") == "x"
+        assert await store.get_value("gone") is None
+        await asyncio.sleep(0.3)
+        assert await store.get_value("short") is None
+        assert await store.get_value("token") == "ya29.second"
+        # A new write replaces the TTL too.
+        await store.set_value("short", "y", ttl=0.2)
+        await store.set_value("short", "z")
+        await asyncio.sleep(0.3)
+        assert await store.get_value("short") == "z"
+
+    backend.run(scenario)
+
+
+# -- several store objects on one state
+
+
+def test_store_objects_see_each_others_writes(shared_backend: Backend) -> None:
+    async def scenario(first: StateStore) -> None:
+        second = await shared_backend.open()
+        try:
+            cooldown = Cooldown(until=soon(), reason="rate_limited", strikes=2)
+            await first.set_cooldown("a", PRO, cooldown)
+            await first.set_disabled("b", "API_KEY_INVALID")
+            await first.record_usage([UsageEvent("a", PRO, tokens_in=3, at=1.0)])
+            await first.set_value("token", "ya29.shared", ttl=60)
+            assert await first.next_cursor("primary") == 0
+
+            assert await second.pool_state(["a", "b"], PRO, time.time()) == PoolState(
+                {"a": cooldown}, {"b": "API_KEY_INVALID"}
+            )
+            assert await second.strikes("a", PRO) == 2
+            assert await second.usage(["a"]) == {"a": {PRO: Usage(1, 3, 0, 0, None, 1.0)}}
+            assert await second.get_value("token") == "ya29.shared"
+            assert await second.next_cursor("primary") == 1
+
+            await second.clear_cooldown("a", PRO)
+            await second.clear_disabled("b")
+            assert await first.pool_state(["a", "b"], PRO, time.time()) == PoolState()
+        finally:
+            await second.close()
+
+    shared_backend.run(scenario)
+
+
+def test_state_survives_a_restart(shared_backend: Backend) -> None:
+    async def write(store: StateStore) -> None:
+        await store.set_disabled("a", "API_KEY_INVALID")
+        await store.next_cursor("primary")
+
+    async def read(store: StateStore) -> None:
+        assert (await store.pool_state(["a"], PRO, time.time())).disabled == {"a": "API_KEY_INVALID"}
+        assert await store.next_cursor("primary") == 1
+
+    shared_backend.run(write)
+    shared_backend.run(read)
+
+
+def test_close_then_start_again(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await store.close()
+        await store.close()  # closing twice is harmless
+        await store.start()
+        await store.set_value("k", "v")
+        assert await store.get_value("k") == "v"
+
+    backend.run(scenario)
+
+
+@pytest.mark.parametrize("model", [PRO, "models/gemini-3-pro-preview:latest", "a|b c"])
+def test_odd_model_names(backend: Backend, model: str) -> None:
+    async def scenario(store: StateStore) -> None:
+        cooldown = Cooldown(until=soon(), reason="rate_limited")
+        await store.set_cooldown("key-1:x", model, cooldown)
+        assert (await store.pool_state(["key-1:x"], model, time.time())).cooldowns == {"key-1:x": cooldown}
+        assert (await store.pool_state(["key-1"], model, time.time())).cooldowns == {}
+        await store.record_usage([UsageEvent("key-1:x", model, tokens_in=1)])
+        assert await store.usage(["key-1:x"]) == {"key-1:x": {model: Usage(1, 1, 0, 0, None, 0.0)}}
+
+    backend.run(scenario)
