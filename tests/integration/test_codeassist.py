@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import openai
 import pytest
 from aiohttp import web
@@ -646,3 +647,32 @@ def test_rate_limit_wrapped_in_array_is_429_with_retry_after(
     (sent,) = fake.generate_requests()
     assert sent.action == ("streamGenerateContent" if stream else "generateContent")
     assert fake.token_requests == 1
+
+
+def test_debug_cache_and_token_test_show_oauth_tokens_without_secrets(
+    start_proxy: StartProxy, fake: FakeGoogle, tmp_path: Path
+) -> None:
+    fake.add_oauth_account(REFRESH, project_id="proj-alpha")
+    proxy = _oauth_proxy(
+        start_proxy, _write_creds(tmp_path / "oauth_creds.json"), proxy_api_keys=["sk-admin"]
+    )
+    auth = {"Authorization": "Bearer sk-admin"}
+    before = httpx.get(f"{proxy.url}/v1/debug/cache", headers=auth).json()["data"]
+    assert len(before) == 1 and before[0]["is_expired"] is True and before[0]["cached_at"] is None
+    tested = httpx.post(f"{proxy.url}/v1/token-test", headers=auth).json()["data"]
+    assert (
+        tested[0]["ok"] is True and tested[0]["refreshed"] is True and tested[0]["expires_in_seconds"] > 3000
+    )
+    after = httpx.get(f"{proxy.url}/v1/debug/cache", headers=auth).json()["data"][0]
+    assert after["cached"] is True and after["is_expired"] is False and after["cached_at"]
+    assert after["time_until_expiry_seconds"] > 3000
+    probe = httpx.get(f"{proxy.url}/v1/test", headers=auth).json()["data"][0]
+    assert probe["ok"] is True
+    assert after["project_id"] is None  # not discovered until a call needed it
+    assert (
+        httpx.get(f"{proxy.url}/v1/debug/cache", headers=auth).json()["data"][0]["project_id"] == "proj-alpha"
+    )
+    everything = json.dumps([before, tested, after, probe])
+    assert REFRESH not in everything and STALE_TOKEN not in everything
+    assert _file_token(tmp_path / "oauth_creds.json") not in everything
+    assert httpx.get(f"{proxy.url}/v1/debug/cache").status_code == 401

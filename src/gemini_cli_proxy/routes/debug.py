@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from .. import errors
-from ..pool.credentials import Credential, OAuthCredential
+from ..pool.credentials import Credential, OAuthCredential, VertexServiceAccountCredential
 from ..runtime import Runtime, runtime_of
 from ..upstream.errors import UpstreamError
 
@@ -37,19 +37,22 @@ def _describe(cred: Credential) -> dict[str, Any]:
     return {"id": cred.id, "label": cred.label, "kind": cred.kind, "pool": cred.pool}
 
 
+TokenCredential = OAuthCredential | VertexServiceAccountCredential
+
+
 async def cache(request: web.Request) -> web.Response:
-    """Token and project cache of every OAuth credential."""
+    """Token and project cache of every token-based credential (gemini-cli OAuth, Vertex)."""
     now = time.time()
     entries = []
     for cred in runtime_of(request).credentials:
-        if not isinstance(cred, OAuthCredential):
+        if not isinstance(cred, TokenCredential):
             continue
         remaining = cred.expires_at - now if cred.expires_at else None
         entries.append(
             {
                 **_describe(cred),
                 "cached": bool(cred.access_token),
-                "cached_at": _iso(cred.refreshed_at),
+                "cached_at": _iso(cred.refreshed_at) if isinstance(cred, OAuthCredential) else None,
                 "expires_at": _iso(cred.expires_at),
                 "time_until_expiry_seconds": round(remaining) if remaining is not None else None,
                 "is_expired": remaining is None or remaining <= 0,
@@ -65,14 +68,14 @@ async def token_test(request: web.Request) -> web.Response:
     gateway = runtime.require_gateway()
 
     async def check(cred: Credential) -> dict[str, Any]:
-        before = cred.access_token if isinstance(cred, OAuthCredential) else ""
+        before = cred.access_token if isinstance(cred, TokenCredential) else ""
         try:
             token = await gateway.token_for(cred)
         except UpstreamError as failure:
             return {**_describe(cred), "ok": False, "error": failure.message}
         if token is None:
             return {**_describe(cred), "ok": True, "token": "not applicable (API key)"}
-        expires = cred.expires_at if isinstance(cred, OAuthCredential) else 0.0
+        expires = cred.expires_at if isinstance(cred, TokenCredential) else 0.0
         return {
             **_describe(cred),
             "ok": True,
