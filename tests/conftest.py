@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from gemini_cli_proxy.app import create_app
 from gemini_cli_proxy.settings import Settings
 from gemini_cli_proxy.testing import FakeGoogle, create_fake_app
 
-from support import LoopThread
+from support import LoopThread, RedisServer, free_port
 
 # Settings the machine's environment might carry; every test starts without them.
 _SETTING_PREFIXES = ("PROXY_", "GEMINI_", "VERTEX_", "GCP_", "GOOGLE_", "CODE_ASSIST_", "OPENAI_")
@@ -118,3 +119,23 @@ def proxy(start_proxy: StartProxy) -> Proxy:
 def client(proxy: Proxy) -> Iterator[openai.OpenAI]:
     with proxy.client() as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = (
+            "redis-server is not on PATH: install it (e.g. apt-get install redis-server) to test RedisStore"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer.start(redis_binary, free_port(), tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
 import threading
+import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
 import orjson
+import redis
 from aiohttp import web
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -64,3 +69,58 @@ def assert_schema(instance: Any, root: str) -> None:
 def recording(name: str) -> dict[str, Any]:
     data: dict[str, Any] = orjson.loads((FIXTURES / f"{name}.json").read_bytes())
     return data
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @classmethod
+    def start(cls, binary: str, port: int, workdir: Path) -> RedisServer:
+        args = [binary, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"]
+        process = subprocess.Popen(
+            [*args, "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        server = cls(port, process)
+        deadline = time.monotonic() + 10
+        client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+        try:
+            while True:
+                if process.poll() is not None:
+                    stderr = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"redis-server exited with {process.returncode}: {stderr}")
+                try:
+                    if client.ping():
+                        return server
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        server.stop()
+                        raise RuntimeError("redis-server did not answer PING within 10 s") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def flush(self) -> None:
+        with redis.Redis(host="127.0.0.1", port=self.port) as client:
+            client.flushdb()

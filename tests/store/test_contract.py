@@ -371,7 +371,10 @@ def test_state_survives_a_restart(shared_backend: Backend) -> None:
 
 def test_close_then_start_again(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
-        await store.close()
+        pending = asyncio.ensure_future(store.next_cursor("primary"))
+        await asyncio.sleep(0)  # the call is made; a batching store has not sent it yet
+        await store.close()  # calls already made complete first
+        assert await pending == 0
         await store.close()  # closing twice is harmless
         await store.start()
         await store.set_value("k", "v")
@@ -389,5 +392,45 @@ def test_odd_model_names(backend: Backend, model: str) -> None:
         assert (await store.pool_state(["key-1"], model, time.time())).cooldowns == {}
         await store.record_usage([UsageEvent("key-1:x", model, tokens_in=1)])
         assert await store.usage(["key-1:x"]) == {"key-1:x": {model: Usage(1, 1, 0, 0, None, 0.0)}}
+
+    backend.run(scenario)
+
+
+# -- calls made together (the SQLite and Redis stores send them in one batch)
+
+
+def test_calls_made_together_get_their_own_answers(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        start = time.time()
+        cooldown = Cooldown(until=start + 100, reason="rate_limited")
+        await store.set_cooldown("a", PRO, cooldown)
+        await store.set_disabled("c", "API_KEY_INVALID")
+        before, after, other_model, cursor, backup, ids_b = await asyncio.gather(
+            store.pool_state(["a", "b"], PRO, start),
+            store.pool_state(["a", "b"], PRO, start + 200),
+            store.pool_state(["a", "b"], FLASH, start),
+            store.next_cursor("primary"),
+            store.next_cursor("backup"),
+            store.pool_state(["b", "c"], PRO, start),
+        )
+        assert before == PoolState({"a": cooldown})
+        assert after == PoolState()
+        assert other_model == PoolState()
+        assert (cursor, backup) == (0, 0)
+        assert ids_b == PoolState(disabled={"c": "API_KEY_INVALID"})
+
+    backend.run(scenario)
+
+
+def test_a_cancelled_call_does_not_disturb_the_others(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        calls = [asyncio.ensure_future(store.next_cursor("primary")) for _ in range(10)]
+        calls[3].cancel()
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        values = [v for v in done if isinstance(v, int)]
+        assert len(values) == 9
+        assert len(set(values)) == 9
+        # Later calls go on from where the batch left off.
+        assert await store.next_cursor("primary") > max(values)
 
     backend.run(scenario)

@@ -1,10 +1,12 @@
 """redis:// and rediss://: state shared by instances on several machines.
 
-Each per-request call is one command, so one round trip: `next_cursor` is INCR, `pool_state` one MGET
-over the cooldown keys of (credential, model), (credential, ANY_MODEL) and the disabled flags.
-Cooldowns are keys that expire on their own (TTL); their strikes live apart, in a hash without TTL,
-since they must outlive the cooldown. Usage batches are folded per (credential, model) and applied by
-one Lua script, atomically. Key parts are joined with U+001F, which no credential or model id holds.
+The per-request calls cost one round trip: `next_cursor` is an INCRBY, `pool_state` one MGET over the
+cooldown keys of (credential, model) and (credential, ANY_MODEL) and the disabled-flag keys. Calls made
+in the same loop iteration share it (see Coalescer): one pipeline carries them all, and n cursor calls
+on one pool become one INCRBY n. Cooldowns are keys that expire on their own (TTL); their strikes live
+apart, in a hash without TTL, since they must outlive the cooldown. Usage batches are folded per
+(credential, model) and applied by one Lua script, atomically. Key parts are joined with U+001F, which
+no credential or model id holds.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 One connection per store, owned by one worker thread, so the event loop never waits on the disk or on
 another process's lock. WAL mode lets readers run beside the single writer; synchronous=NORMAL skips
-the fsync per commit (a power cut may lose the last few counters, never corrupt the file). Every
-per-request call is one statement: `next_cursor` is an UPSERT ... RETURNING (atomic across processes,
-since SQLite serialises writers), `pool_state` one SELECT over both tables.
+the fsync per commit (a power cut may lose the last few counters, never corrupt the file). The
+per-request calls made in one loop iteration go to the thread together (see Coalescer), one hop for
+all: the cursor is one UPSERT ... RETURNING per pool (atomic across processes, since SQLite serialises
+writers; n calls advance it by n at once), each distinct pool_state one SELECT over both tables.
 """
 
 from __future__ import annotations
@@ -192,11 +193,11 @@ class SqliteStore:
         self._worker = worker
 
     async def close(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is None:
+        if self._worker is None:
             return
+        await self._coalescer.drain()  # batches already gathered still need the connection
+        worker, self._worker = self._worker, None
         try:
-            await self._coalescer.drain()
             await worker.call(self._close)
         finally:
             await worker.stop()

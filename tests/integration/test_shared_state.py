@@ -1,0 +1,92 @@
+"""Several instances, one state: two proxies over one Redis, two workers over one SQLite file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gemini_cli_proxy.testing import FakeGoogle, Reply
+
+from conftest import FakeServer, Proxy, StartProxy
+
+CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hello"}]}
+KEYS = ["key-a-11111111", "key-b-22222222", "key-c-33333333"]
+
+
+def post(url: str) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=30)
+
+
+def keys_used(fake: FakeGoogle) -> list[str | None]:
+    return [r.api_key for r in fake.generate_requests()]
+
+
+def check_shared_pool(urls: list[str], fake: FakeGoogle) -> None:
+    """Round robin, cooldowns and disabled flags hold across everything behind `urls`."""
+    for round_ in range(6):
+        assert post(urls[round_ % len(urls)]).status_code == 200
+    used = keys_used(fake)
+    assert sorted(used) == sorted(KEYS * 2)  # one rotation shared by all, not one each
+    assert all(used[i] != used[i + 1] for i in range(len(used) - 1))
+
+    fake.reset()
+    fake.push(Reply.rate_limited(retry_delay="60s"))
+    assert post(urls[0]).status_code == 200
+    cooled = keys_used(fake)[0]
+    for round_ in range(6):
+        assert post(urls[round_ % len(urls)]).status_code == 200
+    assert cooled not in keys_used(fake)[2:]
+
+    fake.reset()
+    invalid = next(key for key in KEYS if key != cooled)
+    fake.api_keys = frozenset(KEYS) - {invalid}
+    for round_ in range(8):
+        assert post(urls[round_ % len(urls)]).status_code == 200
+    assert keys_used(fake).count(invalid) == 1  # disabled after its first rejection, for every instance
+
+
+def test_two_instances_share_one_redis(
+    start_proxy: StartProxy, fake: FakeGoogle, redis_server: object
+) -> None:
+    url = redis_server.url  # type: ignore[attr-defined]
+    redis_server.flush()  # type: ignore[attr-defined]
+    first: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
+    second: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
+    check_shared_pool([first.url, second.url], fake)
+
+
+@pytest.fixture
+def two_workers(fake_server: FakeServer, fake: FakeGoogle, tmp_path: Path) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "GEMINI_API_KEYS": ",".join(KEYS),
+        "GEMINI_API_BASE_URL": fake_server.url,
+        "PROXY_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
+        "PROXY_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gemini_cli_proxy", "serve", "--port", "0", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    try:
+        assert line.startswith("listening on http://") and line.endswith("(2 workers)"), line
+        yield line.removeprefix("listening on ").split(" ")[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_two_workers_share_one_sqlite_file(two_workers: str, fake: FakeGoogle) -> None:
+    check_shared_pool([two_workers], fake)
