@@ -166,3 +166,16 @@ def test_debug_full_test_and_token_test(keyed: Proxy, fake: FakeGoogle) -> None:
     assert all(row["ok"] for row in tokens) and len(tokens) == 2
     cache = httpx.get(f"{keyed.url}/v1/debug/cache", headers=AUTH).json()
     assert cache["data"] == []  # no OAuth credentials configured
+
+
+def test_unreachable_state_store_degrades_to_process_state(
+    start_proxy: StartProxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:2], proxy_state_url="redis://127.0.0.1:9/0")
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    for _ in range(4):
+        assert post(proxy).status_code == 200
+    limited = keys_used(fake)[0]
+    assert limited not in keys_used(fake)[2:]  # cooldowns still work, in this process
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "store" in r.getMessage().lower()]
+    assert len(warnings) == 1
