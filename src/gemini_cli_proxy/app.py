@@ -21,6 +21,7 @@ from .pool.usage import UsageRecorder
 from .routes import chat, debug, models, service
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
+from .signature_cache import SignatureCache
 from .store import open_store
 from .store.resilient import ResilientStore
 from .translate.output import safety_settings
@@ -45,9 +46,11 @@ async def _state(app: web.Application) -> AsyncIterator[None]:
     for cred in runtime.credentials:
         await runtime.store.clear_disabled(cred.id)
     runtime.usage.start()
+    runtime.signatures.start()
     try:
         yield
     finally:
+        await runtime.signatures.stop()
         await runtime.usage.stop()
         await runtime.store.close()
 
@@ -124,6 +127,7 @@ def create_app(settings: Settings) -> web.Application:
             policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
         ),
         usage=UsageRecorder(store, clock=time.time),
+        signatures=SignatureCache(store),
         safety=safety_settings(settings.proxy_safety_settings),
     )
     app = web.Application(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -28,8 +28,8 @@ class Runtime:
     store: StateStore
     scheduler: Scheduler
     usage: UsageRecorder
+    signatures: SignatureCache
     safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
-    signatures: SignatureCache = field(default_factory=SignatureCache)
     gateway: Gateway | None = None
     session: aiohttp.ClientSession | None = None
     media: MediaFetcher | None = None

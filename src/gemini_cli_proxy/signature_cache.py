@@ -1,31 +1,45 @@
-"""Thought signatures remembered by the proxy (see translate.signatures), bounded in memory.
+"""Thought signatures remembered by the proxy (see translate.signatures).
 
-In-process for now: with several instances, the signature inside the tool call id and in
-extra_content still works everywhere; this cache only rescues clients that strip both.
+Two tiers: a byte-bounded LRU in this process, which answers almost every lookup, and the shared
+state store behind it, written in batches off the request path, so that another instance (or this
+one after a restart) can still find a signature a client stripped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from .store.base import StateStore
+
+log = logging.getLogger("gemini_cli_proxy.signatures")
+
 # Gemini 3 signs every reply and a signature can be several KB: bound the bytes, not the count.
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+# A conversation left alone for a day has lost its signatures; Gemini then gets the skip value.
+STORE_TTL_SECONDS = 24 * 3600.0
+FLUSH_INTERVAL_SECONDS = 0.5
+STORE_PREFIX = "signature:"
 
 
 class SignatureCache:
-    """A least-recently-used map of key -> signature whose total size stays under `max_bytes`."""
-
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, store: StateStore | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._entries: OrderedDict[str, str] = OrderedDict()
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._store = store
+        self._pending: list[tuple[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
 
     @staticmethod
     def _size(key: str, signature: str) -> int:
         return len(key) + len(signature)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        """What this process remembers."""
         found: dict[str, str] = {}
         for key in keys:
             signature = self._entries.get(key)
@@ -34,7 +48,24 @@ class SignatureCache:
                 found[key] = signature
         return found
 
+    async def lookup(self, keys: list[str], *, shared: bool) -> dict[str, str]:
+        """This process first; then, when `shared`, the state store for what is missing."""
+        found = self.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if shared and missing and self._store is not None:
+            values = await asyncio.gather(*(self._store.get_value(STORE_PREFIX + key) for key in missing))
+            remote = [(key, value) for key, value in zip(missing, values, strict=True) if value is not None]
+            self._put_local(remote)
+            found.update(remote)
+        return found
+
     def put_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        pairs = list(pairs)
+        self._put_local(pairs)
+        if self._store is not None:
+            self._pending.extend(pairs)
+
+    def _put_local(self, pairs: Iterable[tuple[str, str]]) -> None:
         for key, signature in pairs:
             previous = self._entries.pop(key, None)
             if previous is not None:
@@ -44,6 +75,32 @@ class SignatureCache:
         while self._bytes > self._max_bytes and self._entries:
             key, signature = self._entries.popitem(last=False)
             self._bytes -= self._size(key, signature)
+
+    async def flush(self) -> None:
+        if not self._pending or self._store is None:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            for key, signature in batch:
+                await self._store.set_value(STORE_PREFIX + key, signature, ttl=STORE_TTL_SECONDS)
+        except Exception as exc:  # the local tier still has them; sharing is best effort
+            log.warning("could not share %d thought signatures: %s", len(batch), exc)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="signature-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
 
     @property
     def size_bytes(self) -> int:

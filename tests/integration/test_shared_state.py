@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from gemini_cli_proxy.testing import FakeGoogle, Reply
 
 from conftest import FakeServer, Proxy, StartProxy
+from support import RedisServer
 
 CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hello"}]}
 KEYS = ["key-a-11111111", "key-b-22222222", "key-c-33333333"]
@@ -53,10 +55,10 @@ def check_shared_pool(urls: list[str], fake: FakeGoogle) -> None:
 
 
 def test_two_instances_share_one_redis(
-    start_proxy: StartProxy, fake: FakeGoogle, redis_server: object
+    start_proxy: StartProxy, fake: FakeGoogle, redis_server: RedisServer
 ) -> None:
-    url = redis_server.url  # type: ignore[attr-defined]
-    redis_server.flush()  # type: ignore[attr-defined]
+    url = redis_server.url
+    redis_server.flush()
     first: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
     second: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
     check_shared_pool([first.url, second.url], fake)
@@ -90,3 +92,35 @@ def two_workers(fake_server: FakeServer, fake: FakeGoogle, tmp_path: Path) -> It
 
 def test_two_workers_share_one_sqlite_file(two_workers: str, fake: FakeGoogle) -> None:
     check_shared_pool([two_workers], fake)
+
+
+def test_signatures_are_shared_through_the_store(
+    start_proxy: StartProxy, fake: FakeGoogle, redis_server: RedisServer
+) -> None:
+    """A client that strips signatures may land on another instance for its next turn."""
+    redis_server.flush()
+    first = start_proxy(gemini_api_keys=KEYS[:1], proxy_state_url=redis_server.url)
+    second = start_proxy(gemini_api_keys=KEYS[:1], proxy_state_url=redis_server.url)
+    reply = {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": "Shared.", "thoughtSignature": "c2hhcmVk"}]},
+                "finishReason": "STOP",
+            }
+        ]
+    }
+    fake.push(Reply.response(reply))
+    ask = {"model": "gemini-3-pro-preview", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(f"{first.url}/v1/chat/completions", json=ask).status_code == 200
+    time.sleep(0.8)  # the first instance writes signatures to the store in the background
+    follow_up = {
+        **ask,
+        "messages": [
+            *ask["messages"],
+            {"role": "assistant", "content": "Shared."},
+            {"role": "user", "content": "and?"},
+        ],
+    }
+    assert httpx.post(f"{second.url}/v1/chat/completions", json=follow_up).status_code == 200
+    turn = fake.generate_requests()[1].request["contents"][1]
+    assert turn == {"role": "model", "parts": [{"text": "Shared.", "thoughtSignature": "c2hhcmVk"}]}

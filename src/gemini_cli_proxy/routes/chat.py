@@ -69,7 +69,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         show_thoughts=reasoning_output != "hidden",
         media=fetched,
         safety=runtime.safety,
-        known_signatures=runtime.signatures.get_many(keys) if keys else None,
+        # Only Gemini 3 refuses a turn without its signature: only then is a store round trip worth it.
+        known_signatures=await runtime.signatures.lookup(keys, shared=info.thinking == "level")
+        if keys
+        else None,
     )
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
