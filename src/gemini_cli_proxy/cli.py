@@ -59,7 +59,7 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
         _fail(f"could not start: {exc}")
     grace = settings.proxy_shutdown_grace
     if settings.proxy_workers > 1:
-        if settings.proxy_state_url.startswith("memory://"):
+        if settings.proxy_state_url.lower().startswith("memory://"):
             _fail("--workers needs shared state: set PROXY_STATE_URL to sqlite:///... or redis://...")
         from .workers import serve_workers
 

@@ -22,6 +22,8 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # A conversation left alone for a day has lost its signatures; Gemini then gets the skip value.
 STORE_TTL_SECONDS = 24 * 3600.0
 FLUSH_INTERVAL_SECONDS = 0.5
+# Writes waiting for the store; beyond this the oldest are dropped (the local tier keeps them).
+MAX_PENDING = 10_000
 STORE_PREFIX = "signature:"
 
 
@@ -64,6 +66,8 @@ class SignatureCache:
         self._put_local(pairs)
         if self._store is not None:
             self._pending.extend(pairs)
+            if len(self._pending) > MAX_PENDING:
+                del self._pending[: len(self._pending) - MAX_PENDING]
 
     def _put_local(self, pairs: Iterable[tuple[str, str]]) -> None:
         for key, signature in pairs:
@@ -80,6 +84,8 @@ class SignatureCache:
         if not self._pending or self._store is None:
             return
         batch, self._pending = self._pending, []
+        if getattr(self._store, "degraded", False):
+            return  # an in-process fallback would only duplicate the local tier, without its bound
         try:
             for key, signature in batch:
                 await self._store.set_value(STORE_PREFIX + key, signature, ttl=STORE_TTL_SECONDS)

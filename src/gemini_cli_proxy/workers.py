@@ -6,6 +6,7 @@ their in-flight requests."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -20,6 +21,7 @@ from aiohttp import web
 from .server import run, serve_socket
 
 AppFactory = Callable[[], web.Application]
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -32,40 +34,60 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(factory: AppFactory, sock: socket.socket, ready: EventType, grace: float) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the supervisor dies, so no worker is ever orphaned
+    still serving on the inherited socket."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _worker(factory: AppFactory, sock: socket.socket, ready: EventType, grace: float, parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        return
+    # The supervisor's handlers are inherited through fork; the worker's own loop installs its own.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
     # Each worker builds its own app after the fork: no event loop, session or store connection
     # is ever shared between processes.
     run(serve_socket(factory(), sock, grace=grace, on_ready=ready.set))
 
 
 def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, grace: float) -> int:
+    # Signals are handled from the very start, so a SIGTERM during start-up still stops every worker.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     sock = _listening_socket(host, port)
     context = multiprocessing.get_context("fork")
     children = []
     for number in range(workers):
         ready = context.Event()
-        child = context.Process(target=_worker, args=(factory, sock, ready, grace), name=f"worker-{number}")
+        child = context.Process(
+            target=_worker, args=(factory, sock, ready, grace, os.getpid()), name=f"worker-{number}"
+        )
         child.start()
         children.append((child, ready))
     for child, ready in children:
         while not ready.wait(0.2):
-            if not child.is_alive():
+            if stop.is_set() or not child.is_alive():
                 _stop(children, grace)
-                print(f"worker {child.name} failed to start", file=sys.stderr, flush=True)
-                return 1
+                if not stop.is_set():
+                    print(f"worker {child.name} failed to start", file=sys.stderr, flush=True)
+                return 0 if stop.is_set() else 1
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     print(f"listening on http://{shown}:{bound} ({workers} workers)", flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    crashed = False
     while not stop.wait(0.5):
         if any(not child.is_alive() for child, _ in children):
             print("a worker exited; stopping the others", file=sys.stderr, flush=True)
+            crashed = True
             break
     _stop(children, grace)
     sock.close()
-    return 0
+    return 1 if crashed else 0
 
 
 def _stop(children: Sequence[tuple[multiprocessing.process.BaseProcess, EventType]], grace: float) -> None:

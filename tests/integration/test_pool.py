@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -179,3 +180,48 @@ def test_unreachable_state_store_degrades_to_process_state(
     assert limited not in keys_used(fake)[2:]  # cooldowns still work, in this process
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "store" in r.getMessage().lower()]
     assert len(warnings) == 1
+
+
+def _in_parallel(proxy: Proxy, count: int) -> list[httpx.Response]:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: post(proxy), range(count)))
+
+
+def test_concurrent_429s_of_one_episode_are_one_strike(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push_many([Reply.delay(0.3, then=Reply.rate_limited(retry_delay="2s")) for _ in range(4)])
+    assert {r.status_code for r in _in_parallel(proxy, 4)} == {429}
+    assert post(proxy).headers["Retry-After"] == "2"  # not 2 * 2**3
+
+
+def test_a_success_begun_before_a_429_does_not_end_its_cooldown(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.delay(0.6))  # the slow success
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(post, proxy)
+        time.sleep(0.2)
+        limited = pool.submit(post, proxy)
+        assert limited.result().status_code == 429 and slow.result().status_code == 200
+    again = post(proxy)
+    assert again.status_code == 429 and len(fake.generate_requests()) == 2
+
+
+def test_more_keys_than_attempts_answers_retry_now(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS, proxy_retry_attempts=2)
+    fake.push_many([Reply.rate_limited(retry_delay="60s"), Reply.rate_limited(retry_delay="60s")])
+    response = post(proxy)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert post(proxy).status_code == 200  # the third key was free all along
+
+
+def test_a_successful_probe_ends_a_cooldown_early(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.rate_limited(retry_delay="120s"))
+    assert post(proxy).status_code == 429
+    assert post(proxy).status_code == 429
+    probe = httpx.get(f"{proxy.url}/v1/test?model=gemini-2.5-flash").json()["data"][0]
+    assert probe["ok"] is True
+    assert post(proxy).status_code == 200

@@ -58,13 +58,10 @@ class Gateway:
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
         attempts = self._attempts(model)
         for cred in await attempts.plan():
+            if attempts.skip(cred):
+                continue
             try:
-                if isinstance(cred, ApiKeyCredential):
-                    reply = await self._aistudio.generate(cred, model, request)
-                elif isinstance(cred, OAuthCredential):
-                    reply = await self._codeassist.generate(cred, model, request)
-                else:
-                    reply = await self._vertex.generate(cred, model, request)
+                reply = await self._generate(cred, model, request)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure)
                 continue
@@ -79,6 +76,8 @@ class Gateway:
         event is retried on another credential."""
         attempts = self._attempts(model)
         for cred in await attempts.plan():
+            if attempts.skip(cred):
+                continue
             if isinstance(cred, ApiKeyCredential):
                 events = self._aistudio.stream(cred, model, request)
             elif isinstance(cred, OAuthCredential):
@@ -97,13 +96,19 @@ class Gateway:
             return first, events, cred
         raise await attempts.give_up()
 
-    async def generate_with(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        """One call through exactly this credential, outside the pool's rotation (debug tests)."""
+    async def _generate(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
         if isinstance(cred, ApiKeyCredential):
             return await self._aistudio.generate(cred, model, request)
         if isinstance(cred, OAuthCredential):
             return await self._codeassist.generate(cred, model, request)
         return await self._vertex.generate(cred, model, request)
+
+    async def generate_with(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One call through exactly this credential, outside the pool's rotation (debug tests).
+        Its success is a probe: it ends the credential's cooldown for that model early."""
+        reply = await self._generate(cred, model, request)
+        await self._scheduler.report_success(cred, model, probe=True)
+        return reply
 
     async def token_for(self, cred: Credential) -> str | None:
         """A valid access token for a token-based credential (refreshed if needed); None for keys."""
@@ -133,10 +138,15 @@ class _Attempts:
         self._model = model
         self._deadline = time.monotonic() + policy.deadline_seconds
         self._count = 0
+        self._cooled_projects: set[str] = set()
         self.last: UpstreamError | None = None
 
     async def plan(self) -> list[Credential]:
         return (await self._scheduler.plan(self._model))[: self._policy.max_attempts]
+
+    def skip(self, cred: Credential) -> bool:
+        """A credential whose project this request just saw rate limited shares that limit."""
+        return cred.project_key() in self._cooled_projects
 
     async def failed(self, cred: Credential, failure: UpstreamError) -> None:
         await self._scheduler.report_failure(cred, self._model, failure)
@@ -145,14 +155,16 @@ class _Attempts:
             raise to_proxy_error(failure)
         self.last = failure
         self._count += 1
+        if failure.verdict in (Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED):
+            self._cooled_projects.add(cred.project_key())
         if failure.verdict in _BACKOFF_VERDICTS:
             mean = self._policy.backoff_seconds * self._count
             wait = self._random.uniform(0.5 * mean, 1.5 * mean)
             if time.monotonic() + wait >= self._deadline:
-                raise to_proxy_error(failure)
+                raise await self.give_up()
             await asyncio.sleep(wait)
         if time.monotonic() >= self._deadline:
-            raise to_proxy_error(failure)
+            raise await self.give_up()
 
     async def give_up(self) -> ProxyError:
         if self.last is None or self.last.verdict in _POOL_VERDICTS:

@@ -109,6 +109,10 @@ class Scheduler:
             cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
         match failure.verdict:
             case Verdict.RATE_LIMITED:
+                if await self._cooling(cred, model, now):
+                    # A request that was already in flight when this episode's cooldown was set:
+                    # the same rate limit, not a new strike.
+                    return
                 strikes = await self._store.strikes(cred.id, model) + 1
                 base = (
                     failure.retry_after if failure.retry_after is not None else self._policy.default_seconds
@@ -123,8 +127,11 @@ class Scheduler:
                     strikes,
                 )
             case Verdict.QUOTA_EXHAUSTED:
-                # Daily quotas reset at midnight Pacific; Google's RetryInfo on them is often short.
+                # Daily quotas reset at midnight Pacific, and Google's RetryInfo on them is often
+                # short; a quota Google gave a long but definite delay for waits that delay.
                 seconds = seconds_until_quota_reset(now)
+                if not failure.is_daily() and failure.retry_after is not None:
+                    seconds = failure.retry_after
                 await self._cool_project(cred, model, Cooldown(now + seconds, "quota_exhausted"))
                 log.warning("%s quota exhausted on %s; cooling down %.0fs", cred.label, model, seconds)
             case Verdict.CREDENTIAL_INVALID | Verdict.PERMISSION:
@@ -147,10 +154,16 @@ class Scheduler:
                 await self._store.set_cooldown(other.id, model, cooldown)
                 self._struck.add((other.id, model))
 
-    async def report_success(self, cred: Credential, model: str) -> None:
-        if (cred.id, model) in self._struck:
-            # The cooldown has passed and the credential works again: forget the strikes, so the
-            # next 429 starts from the base delay.
+    async def _cooling(self, cred: Credential, model: str, now: float) -> bool:
+        return cred.id in (await self._store.pool_state([cred.id], model, now)).cooldowns
+
+    async def report_success(self, cred: Credential, model: str, *, probe: bool = False) -> None:
+        """A success forgets the strikes, so the next 429 starts from the base delay. Only once the
+        cooldown is over: a request begun before the 429 may finish after it. A `probe` (an
+        explicit test through this credential) also ends a running cooldown early."""
+        if (cred.id, model) not in self._struck and not probe:
+            return
+        if probe or not await self._cooling(cred, model, self._clock()):
             self._struck.discard((cred.id, model))
             await self._store.clear_cooldown(cred.id, model)
 
@@ -158,7 +171,13 @@ class Scheduler:
         await self._store.clear_disabled(cred.id)
 
     async def exhausted(self, model: str) -> ProxyError:
-        return self._exhausted(model, await self.state(model))
+        state = await self.state(model)
+        if self._usable(self._primary, state) or self._usable(self._backup, state):
+            # This request ran out of attempts or time, but other credentials are free.
+            return errors.rate_limited(
+                f"The credentials tried for {model} were rate limited; others are free: retry now.", 1.0
+            )
+        return self._exhausted(model, state)
 
     def _exhausted(self, model: str, state: PoolState) -> ProxyError:
         """The error for 'no credential can serve `model` now', with counts by state."""

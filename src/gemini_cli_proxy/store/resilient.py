@@ -10,6 +10,7 @@ Other errors (bugs) propagate unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -47,6 +48,7 @@ class ResilientStore:
         self._retry_after = retry_after
         self._clock = clock
         self._started = False  # the primary's start() has succeeded
+        self._start_lock = asyncio.Lock()
         self._degraded = False
         self._recovering = False
         self._retry_at = 0.0
@@ -96,13 +98,20 @@ class ResilientStore:
         self._fallback = MemoryStore()
         log.info("state store reachable again store=%r", self._primary)
 
+    async def _start_primary_once(self) -> None:
+        # Many requests may find the primary unstarted at once (after an outage at boot): one of
+        # them starts it, the others wait, so only one client or connection is ever built.
+        async with self._start_lock:
+            if not self._started:
+                await self._primary.start()
+                self._started = True
+
     async def _call(self, op: Callable[[StateStore], Awaitable[T]]) -> T:
         if self._degraded and self._clock() < self._retry_at:
             return await op(self._fallback)
         try:
             if not self._started:
-                await self._primary.start()
-                self._started = True
+                await self._start_primary_once()
             result = await op(self._primary)
         except Exception as error:
             if not is_unavailable(error):

@@ -66,6 +66,10 @@ class UpstreamError(Exception):
     quota_ids: tuple[str, ...] = field(default_factory=tuple)
     consumer: str = ""  # "projects/<number>": the Google project whose quota was hit
 
+    def is_daily(self) -> bool:
+        """Google named a per-day quota (as opposed to a long per-minute delay)."""
+        return self.reason == "QUOTA_EXHAUSTED" or any("PerDay" in q or "Daily" in q for q in self.quota_ids)
+
     def __str__(self) -> str:
         return f"{self.status} {self.google_status or self.verdict.value}: {self.message}"
 

@@ -1,0 +1,63 @@
+"""The gateway's retry loop with a scripted AI Studio client standing in for the network."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+from gemini_cli_proxy.pool.credentials import ApiKeyCredential
+from gemini_cli_proxy.pool.dispatch import Gateway
+from gemini_cli_proxy.pool.scheduler import Scheduler
+from gemini_cli_proxy.pool.usage import UsageRecorder
+from gemini_cli_proxy.store.memory import MemoryStore
+from gemini_cli_proxy.upstream.aistudio import AiStudioClient
+from gemini_cli_proxy.upstream.codeassist import CodeAssistClient
+from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
+from gemini_cli_proxy.upstream.vertex import VertexClient
+
+OK: dict[str, Any] = {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]}
+
+
+class ScriptedAiStudio:
+    """Answers 429 for the keys in `limited`, OK for the rest, and records who was called."""
+
+    def __init__(self, limited: set[str]) -> None:
+        self.limited = limited
+        self.calls: list[str] = []
+
+    async def generate(self, cred: ApiKeyCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(cred.key)
+        if cred.key in self.limited:
+            raise UpstreamError(Verdict.RATE_LIMITED, 429, "limited", retry_after=30.0)
+        return OK
+
+
+def gateway(keys: list[ApiKeyCredential], client: ScriptedAiStudio, store: MemoryStore) -> Gateway:
+    scheduler = Scheduler(keys, store, clock=time.time)
+    return Gateway(
+        scheduler,
+        UsageRecorder(store, clock=time.time),
+        cast(AiStudioClient, client),
+        cast(CodeAssistClient, None),
+        vertex=cast(VertexClient, None),
+    )
+
+
+def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
+    a1 = ApiKeyCredential("key-a1-0000000", project="77")
+    a2 = ApiKeyCredential("key-a2-0000000", project="77")
+    b1 = ApiKeyCredential("key-b1-0000000", project="88")
+    client = ScriptedAiStudio({"key-a1-0000000", "key-a2-0000000"})
+
+    async def scenario() -> None:
+        store = MemoryStore()
+        # Projects are interleaved (a1, b1, a2); two turns of the cursor make this request's plan
+        # a2, a1, b1: the sibling a1 comes right after a2's 429.
+        for _ in range(2):
+            await store.next_cursor("primary")
+        _, served = await gateway([a1, a2, b1], client, store).generate("gemini-2.5-flash", {})
+        assert served is b1
+        assert client.calls == ["key-a2-0000000", "key-b1-0000000"]
+
+    asyncio.run(scenario())
