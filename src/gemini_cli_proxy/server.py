@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .logconfig import FLUSH_INTERVAL_SECONDS, flush_handlers
+
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
@@ -20,12 +22,23 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+async def _flush_logs_periodically() -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+        flush_handlers()
+
+
 async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    flusher = loop.create_task(_flush_logs_periodically(), name="log-flusher")
+    try:
+        await stop.wait()
+    finally:
+        flusher.cancel()
+        flush_handlers()
     print("shutting down: draining in-flight requests", file=sys.stderr, flush=True)
 
 
