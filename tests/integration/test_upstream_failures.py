@@ -213,6 +213,7 @@ def test_google_error_event_inside_a_stream(proxy: Proxy, fake: FakeGoogle) -> N
     fake.push(Reply.stream(events))
     frames = post(proxy, stream=True).text.split("\n\n")
     assert "overloaded" in frames[-3] and frames[-2] == "data: [DONE]"
+    assert any('"content":"hi"' in frame for frame in frames)  # what came before the error is kept
 
 
 def test_secrets_never_echoed_in_errors(start_proxy: StartProxy, fake: FakeGoogle) -> None:

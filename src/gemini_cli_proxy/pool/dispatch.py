@@ -26,7 +26,7 @@ from .usage import UsageRecorder
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
 _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
 
-Events = AsyncIterator[dict[str, Any]]
+Events = AsyncIterator[list[dict[str, Any]]]  # batches of Google events, one per network read
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +71,9 @@ class Gateway:
 
     async def open_stream(
         self, model: str, request: dict[str, Any]
-    ) -> tuple[dict[str, Any], Events, Credential]:
-        """The first event of a stream and the iterator of the rest; every failure up to the first
-        event is retried on another credential."""
+    ) -> tuple[list[dict[str, Any]], Events, Credential]:
+        """The first batch of a stream's events and the iterator of the rest; every failure up to
+        the first event is retried on another credential."""
         attempts = self._attempts(model)
         for cred in await attempts.plan():
             if attempts.skip(cred):

@@ -126,24 +126,28 @@ def _encode(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join(encode_event(chunk) for chunk in chunks)
 
 
+def _translate(translator: StreamTranslator, batch: list[dict[str, Any]]) -> bytes:
+    return b"".join(_encode(translator.feed(event)) for event in batch)
+
+
 async def _relay(
     request: web.Request,
     translator: StreamTranslator,
-    first: dict[str, Any],
-    events: AsyncIterator[dict[str, Any]],
+    first: list[dict[str, Any]],
+    events: AsyncIterator[list[dict[str, Any]]],
     fields: dict[str, Any],
 ) -> web.StreamResponse:
     """Send the stream. Past this point nothing is retried: the client has bytes already."""
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
     try:
-        # One write per Google event: few syscalls, and aiohttp's write applies back-pressure,
+        # One write per upstream read: few syscalls, and aiohttp's write applies back-pressure,
         # so a slow client slows the upstream read instead of making the proxy buffer.
-        await response.write(_encode(translator.feed(first)))
-        async for event in events:
-            chunks = translator.feed(event)
-            if chunks:
-                await response.write(_encode(chunks))
+        await response.write(_translate(translator, first))
+        async for batch in events:
+            payload = _translate(translator, batch)
+            if payload:
+                await response.write(payload)
         await response.write(_encode(translator.finish()) + DONE)
     except UpstreamError as failure:
         await _stream_error(response, to_proxy_error(failure), fields)

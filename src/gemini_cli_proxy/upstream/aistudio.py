@@ -32,7 +32,7 @@ class AiStudioClient:
 
     def stream(
         self, cred: ApiKeyCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         url = f"{self._base}{model}:streamGenerateContent?alt=sse"
         return sse_events(
             self._session,

@@ -172,7 +172,7 @@ class CodeAssistClient:
 
     async def stream(
         self, cred: OAuthCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         body = orjson.dumps(await self._envelope(cred, model, request))
         url = f"{self._base}:streamGenerateContent?alt=sse"
         token = ""
@@ -188,7 +188,7 @@ class CodeAssistClient:
                 if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
                     raise
                 continue
-            yield _unwrap(first)
-            async for event in events:
-                yield _unwrap(event)
+            yield [_unwrap(event) for event in first]
+            async for batch in events:
+                yield [_unwrap(event) for event in batch]
             return

@@ -97,7 +97,7 @@ class VertexClient:
 
     async def stream(
         self, cred: VertexCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         url = self.url(cred, model, "streamGenerateContent") + "?alt=sse"
         body = orjson.dumps(request)
         headers: dict[str, str] = {}
