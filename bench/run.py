@@ -1,18 +1,24 @@
 """The benchmark: the proxy against a bare aiohttp pass-through (the floor), in one run so ratios are fair.
 
-    python bench/run.py [--duration S] [--connections N] [--quick] [--generator auto|wrk|python]
+    python bench/run.py [--quick] [--only plain,stream,stores,workers,slow,backpressure]
+                        [--duration S] [--warmup S] [--connections N] [--generator auto|wrk|python]
 
-It starts, on free 127.0.0.1 ports, a zero-latency fake Google (``gemini-cli-proxy fake-upstream``, 20-chunk
-streams), the floor (``bench/floor.py``) and, one after the other, the proxy in several configurations. For
-each target it measures, closed loop:
+Everything on free 127.0.0.1 ports; every process it starts is stopped (SIGTERM, then SIGKILL) on the way
+out, including on Ctrl-C. Parts (``--only`` picks some; default all):
 
-- plain requests/s, p50, p99 at N connections (default 32);
-- 20-chunk stream requests/s, p50, p99 and time to first body byte at N connections;
-- p50 at 1 connection, and the proxy's added latency: its p50 minus the floor's and minus the fake's;
-- the peak RSS of the server process (VmHWM).
+- plain / stream: a zero-latency fake Google (``gemini-cli-proxy fake-upstream``, 20-chunk streams) measured
+  directly, the floor (``bench/floor.py``), and the proxy with memory:// state (1 key; 10 keys; 1 key at log
+  level info): requests/s and p50/p99 at 32 connections (plain, and streamed with time to first byte),
+  p50 at one connection and the added latency, peak RSS;
+- stores: the same for the proxy with SQLite state (a temporary file) and Redis state (a private
+  redis-server, when installed), and their throughput cost against memory://;
+- workers: ``serve --workers 2`` with SQLite state, and its plain-throughput scaling over one process;
+- slow: N = 1,000 and 5,000 concurrent ~10 s streams held through the proxy and the floor
+  (``bench/slow_streams.py``): how many complete, peak RSS;
+- backpressure: a slow-reading client on a 24 MB stream, then a disconnect (``bench/backpressure.py``).
 
-The Markdown table is printed and written to ``bench/out/latest.md`` (raw numbers: ``latest.json``; server
-logs: ``bench/out/logs/``). Every process it starts is stopped (SIGTERM, then SIGKILL) on the way out.
+The report ends with the issue's targets, met or not. It is printed and written to ``bench/out/latest.md``
+(raw numbers: ``latest.json``; server logs: ``bench/out/logs/``).
 """
 
 from __future__ import annotations
@@ -20,179 +26,46 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
-import re
 import shutil
 import signal
-import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 import loadgen
+from backpressure import run_backpressure
+from common import (
+    GEMINI_BODY,
+    GOOGLE_KEY_HEADER,
+    LOG_DIR,
+    MODEL,
+    OPENAI_PLAIN,
+    OPENAI_STREAM,
+    OUT_DIR,
+    Processes,
+    peak_rss_mb,
+    proxy_code_path,
+    proxy_env,
+    raise_nofile_limit,
+    redis_dbsize,
+    start_fake,
+    start_floor,
+    start_proxy,
+    start_redis,
+    tree_peak_rss_mb,
+)
 from loadgen import LoadResult
+from report import render
+from results import Results, Row, Settings
+from slow_streams import run_slow_streams
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-LOG_DIR = OUT_DIR / "logs"
-
-HOST = "127.0.0.1"
-MODEL = "gemini-2.5-flash"
-OPENAI_PLAIN = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}).encode()
-OPENAI_STREAM = json.dumps(
-    {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "stream": True}
-).encode()
-GEMINI_BODY = b'{"contents":[{"role":"user","parts":[{"text":"hello"}]}]}'
-GOOGLE_KEY_HEADER = ("x-goog-api-key", "bench-direct")
-
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
-LISTENING = re.compile(r"listening on (http://\S+)")
-
-# DESIGN.md "Performance targets" (2-core machine, zero-latency fake upstream, one process).
-TARGET_PLAIN_RPS = 3000.0
-TARGET_STREAM_RPS = 1200.0
-TARGET_ADDED_MS = 1.0
-
-
-# --------------------------------------------------------------------------------------------------
-# Child processes
-# --------------------------------------------------------------------------------------------------
-
-
-class Processes:
-    """Every child this run starts, so that all of them can be stopped in a ``finally``."""
-
-    def __init__(self) -> None:
-        self.live: list[subprocess.Popen[bytes]] = []
-
-    def start_server(
-        self, name: str, argv: list[str], env: dict[str, str]
-    ) -> tuple[subprocess.Popen[bytes], str]:
-        """Start a server with output to ``bench/out/logs/<name>.log``; wait for its ``listening on`` line."""
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log_path = LOG_DIR / f"{name}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-            )
-        self.live.append(proc)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            text = log_path.read_text(errors="replace")
-            match = LISTENING.search(text)
-            if match:
-                return proc, match.group(1)
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with {proc.returncode} before listening:\n{_tail(log_path)}"
-                )
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{name} did not print 'listening on' within {STARTUP_TIMEOUT:.0f}s:\n{_tail(log_path)}"
-        )
-
-    def run_tool(self, argv: list[str], timeout: float) -> str:
-        """Run a load generator to completion (bounded by ``timeout``) and return its stdout."""
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        self.live.append(proc)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise RuntimeError(f"{argv[0]} took longer than {timeout:.0f}s") from exc
-        finally:
-            self.stop(proc)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[:2])} exited {proc.returncode}: {err.decode()[-2000:]}")
-        return out.decode()
-
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(STOP_TIMEOUT)
-        if proc in self.live:
-            self.live.remove(proc)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-    def stop_all(self) -> None:
-        for proc in reversed(list(self.live)):
-            try:
-                self.stop(proc)
-            except Exception as exc:  # keep stopping the others
-                print(f"warning: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """VmHWM (peak resident set size) of a live process, in MiB."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmHWM:\s+(\d+)\s+kB", status, re.MULTILINE)
-    return int(match.group(1)) / 1024.0 if match else None
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    """The caller's environment without any proxy/Gemini settings that would change what is measured."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "PROXY_", "GOOGLE_"))}
-    env.update(extra)
-    return env
-
-
-def proxy_command() -> list[str]:
-    script = Path(sys.executable).parent / "gemini-cli-proxy"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gemini_cli_proxy"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Measurements
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Settings:
-    duration: float
-    warmup: float
-    connections: int
-    generator: str
-    chunks: int
-    ttfb_duration: float
+SECTIONS = ("plain", "stream", "stores", "workers", "slow", "backpressure")
 
 
 @dataclass
@@ -204,17 +77,6 @@ class Target:
     stream_body: bytes
     headers: tuple[tuple[str, str], ...] = ()
     sends_done: bool = True  # an OpenAI stream ends with data: [DONE]; Google's does not
-
-
-@dataclass
-class Row:
-    name: str
-    plain: LoadResult | None = None
-    stream: LoadResult | None = None
-    stream_ttfb: LoadResult | None = None  # the Python pass that times the first byte (when wrk ran the rest)
-    single: LoadResult | None = None
-    peak_rss_mb: float | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def smoke_check(target: Target) -> None:
@@ -236,8 +98,11 @@ def smoke_check(target: Target) -> None:
             raise RuntimeError(f"{target.name}: stream did not end with data: [DONE]: {payload[-300:]!r}")
 
 
-def measure_target(target: Target, settings: Settings, procs: Processes, log: IO[str]) -> Row:
-    row = Row(target.name)
+def measure_target(
+    key: str, target: Target, settings: Settings, procs: Processes, log: IO[str], kinds: set[str]
+) -> Row:
+    """``kinds`` ⊆ {plain, stream}: plain = c1 and cN plain; stream = cN streamed (+ first-byte pass)."""
+    row = Row(key, target.name)
     smoke_check(target)
 
     def run(
@@ -264,14 +129,17 @@ def measure_target(target: Target, settings: Settings, procs: Processes, log: IO
 
     gen = settings.generator
     d, w, c = settings.duration, settings.warmup, settings.connections
-    print(f"  {target.name}: 1 connection, plain", file=log, flush=True)
-    row.single = run(
-        target.plain_url, target.plain_body, 1, check_done=False, generator=gen, duration=d, warmup=w
-    )
-    print(f"  {target.name}: {c} connections, plain", file=log, flush=True)
-    row.plain = run(
-        target.plain_url, target.plain_body, c, check_done=False, generator=gen, duration=d, warmup=w
-    )
+    if "plain" in kinds:
+        print(f"  {target.name}: 1 connection, plain", file=log, flush=True)
+        row.single = run(
+            target.plain_url, target.plain_body, 1, check_done=False, generator=gen, duration=d, warmup=w
+        )
+        print(f"  {target.name}: {c} connections, plain", file=log, flush=True)
+        row.plain = run(
+            target.plain_url, target.plain_body, c, check_done=False, generator=gen, duration=d, warmup=w
+        )
+    if "stream" not in kinds:
+        return row
     print(f"  {target.name}: {c} connections, {settings.chunks}-chunk stream", file=log, flush=True)
     # wrk's Lua response hook (needed to look at the body) costs it ~40% of its streamed throughput, so wrk
     # measures throughput alone and a Python pass checks data: [DONE] and times the first byte.
@@ -299,244 +167,139 @@ def measure_target(target: Target, settings: Settings, procs: Processes, log: IO
     return row
 
 
-def proxy_env(upstream: str, keys: int, log_level: str | None) -> dict[str, str]:
-    extra = {
-        "GEMINI_API_KEYS": ",".join(f"bench-key-{i:02d}" for i in range(1, keys + 1)),
-        "GEMINI_API_BASE_URL": upstream,
-        "PROXY_STATE_URL": "memory://",
-    }
-    if log_level:
-        extra["PROXY_LOG_LEVEL"] = log_level
-    return clean_env(extra)
-
-
 def openai_target(name: str, base: str) -> Target:
     url = f"{base}/v1/chat/completions"
     return Target(name, url, url, OPENAI_PLAIN, OPENAI_STREAM)
 
 
-def run_benchmark(settings: Settings, procs: Processes) -> tuple[list[Row], dict[str, str]]:
+@dataclass
+class ProxyConfig:
+    key: str
+    label: str
+    keys: int = 1
+    log_level: str | None = "warning"
+    state: str = "memory"  # memory | sqlite | redis
+    workers: int = 1
+
+
+def _kinds(sections: set[str]) -> set[str]:
+    """Which throughput measurements each row gets: the ones asked for, or both."""
+    asked: set[str] = {kind for kind in ("plain", "stream") if kind in sections}
+    return asked or {"plain", "stream"}
+
+
+def _proxy_configs(sections: set[str]) -> list[ProxyConfig]:
+    base = bool(sections & {"plain", "stream"})
+    configs: list[ProxyConfig] = []
+    if base or "stores" in sections:
+        configs.append(ProxyConfig("mem1", "proxy, memory://, 1 key"))
+    if base:
+        configs.append(ProxyConfig("mem10", "proxy, memory://, 10 keys", keys=10))
+        configs.append(
+            ProxyConfig("meminfo", "proxy, memory://, 1 key, log level info (default)", log_level=None)
+        )
+    if sections & {"stores", "workers"}:
+        configs.append(ProxyConfig("sqlite", "proxy, SQLite, 1 key", state="sqlite"))
+    if "stores" in sections:
+        configs.append(ProxyConfig("redis", "proxy, Redis, 1 key", state="redis"))
+    if "workers" in sections:
+        configs.append(
+            ProxyConfig("workers2", "proxy, SQLite, 1 key, serve --workers 2", state="sqlite", workers=2)
+        )
+    return configs
+
+
+def _measure_proxy(
+    cfg: ProxyConfig, fake: str, settings: Settings, procs: Processes, workdir: Path, results: Results
+) -> None:
     log = sys.stderr
-    rows: list[Row] = []
-    meta: dict[str, str] = {}
-
-    print("starting fake upstream", file=log, flush=True)
-    _, fake = procs.start_server(
-        "fake-upstream",
-        [
-            *proxy_command(),
-            "fake-upstream",
-            "--host",
-            HOST,
-            "--port",
-            "0",
-            "--stream-chunks",
-            str(settings.chunks),
-        ],
-        clean_env({}),
-    )
-    meta["upstream"] = fake
-
-    direct = Target(
-        "fake upstream, direct (no proxy)",
-        f"{fake}/v1beta/models/{MODEL}:generateContent",
-        f"{fake}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
-        GEMINI_BODY,
-        GEMINI_BODY,
-        headers=(GOOGLE_KEY_HEADER,),
-        sends_done=False,
-    )
-    print(f"measuring {direct.name}", file=log, flush=True)
-    rows.append(measure_target(direct, settings, procs, log))
-
-    floor_proc, floor_url = procs.start_server(
-        "floor",
-        [sys.executable, str(BENCH_DIR / "floor.py"), "--host", HOST, "--port", "0", "--upstream", fake],
-        clean_env({}),
-    )
-    print("measuring floor", file=log, flush=True)
-    row = measure_target(openai_target("floor: bare aiohttp pass-through", floor_url), settings, procs, log)
-    row.peak_rss_mb = peak_rss_mb(floor_proc.pid)
-    rows.append(row)
-    procs.stop(floor_proc)
-
-    configs = [
-        ("proxy, memory://, 1 key", "proxy-1key", 1, "warning"),
-        ("proxy, memory://, 10 keys", "proxy-10keys", 10, "warning"),
-        ("proxy, memory://, 1 key, log level info (default)", "proxy-1key-info", 1, None),
-    ]
-    for label, log_name, keys, level in configs:
-        proc, url = procs.start_server(
-            log_name,
-            [*proxy_command(), "serve", "--host", HOST, "--port", "0"],
-            proxy_env(fake, keys, level),
-        )
-        print(f"measuring {label}", file=log, flush=True)
-        row = measure_target(openai_target(label, url), settings, procs, log)
-        row.peak_rss_mb = peak_rss_mb(proc.pid)
-        rows.append(row)
-        procs.stop(proc)
-    return rows, meta
-
-
-# --------------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------------
-
-
-def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
-    return "n/a" if value is None else fmt.format(value)
-
-
-def _ms(value: float | None) -> str:
-    return _num(value, "{:.2f}")
-
-
-def _delta(a: float | None, b: float | None) -> str:
-    return "n/a" if a is None or b is None else f"{a - b:+.2f}"
-
-
-def _errors(row: Row) -> str:
-    total: dict[str, int] = {}
-    for result in (row.single, row.plain, row.stream, row.stream_ttfb):
-        if result is not None:
-            for kind, count in result.errors.items():
-                total[kind] = total.get(kind, 0) + count
-    return ", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "0"
-
-
-def _git_revision() -> str:
+    sections = set(settings.sections)
+    kinds = _kinds(sections)
+    redis_url: str | None = None
+    redis_proc = None
+    if cfg.state == "memory":
+        state_url = "memory://"
+    elif cfg.state == "sqlite":
+        state_file = workdir / f"{cfg.key}.sqlite3"
+        state_url = f"sqlite:///{state_file}"
+    else:
+        started = start_redis(procs, workdir)
+        if started is None:
+            results.notes.append("no Redis row: redis-server is not installed (apt-get install redis-server)")
+            return
+        redis_proc, redis_url = started
+        state_url = redis_url
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def _versions() -> str:
-    parts = [f"Python {platform.python_version()}"]
-    for module in ("aiohttp", "uvloop"):
+        env = proxy_env(fake, cfg.keys, cfg.log_level, state_url)
+        proc, url = start_proxy(procs, f"proxy-{cfg.key}", env, workers=cfg.workers)
+        print(f"measuring {cfg.label}", file=log, flush=True)
         try:
-            parts.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            parts.append(f"no {module}")
-    return ", ".join(parts)
+            row = measure_target(cfg.key, openai_target(cfg.label, url), settings, procs, log, kinds)
+            row.peak_rss_mb = tree_peak_rss_mb(proc.pid) if cfg.workers > 1 else peak_rss_mb(proc.pid)
+        finally:
+            procs.stop(proc)  # the store's batched writes are flushed on the way out
+        log_text = (LOG_DIR / f"proxy-{cfg.key}.log").read_text(errors="replace")
+        if "state store unavailable" in log_text:
+            row.notes.append(f"the proxy logged 'state store unavailable' (see logs/proxy-{cfg.key}.log)")
+        if cfg.state == "sqlite":
+            size = state_file.stat().st_size if state_file.exists() else 0
+            row.notes.append(f"state file {state_url} ({size / 1024:.0f} KiB after the run)")
+        if redis_url is not None:
+            row.notes.append(f"private redis-server; keys in it after the run: {redis_dbsize(redis_url)}")
+        results.rows.append(row)
+    finally:
+        if redis_proc is not None:
+            procs.stop(redis_proc)
 
 
-def _generators(rows: list[Row]) -> str:
-    main = {r.plain.generator for r in rows if r.plain is not None}
-    if main == {"wrk"}:
-        wrk_version = "wrk"
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5)
-            wrk_version = (out.stdout + out.stderr).split("Copyright")[0].strip() or "wrk"
-        return (
-            f"{wrk_version} (1 thread) for requests/s and latency; the Python generator (bench/loadgen.py, "
-            "separate process) for stream first-byte times and the data: [DONE] check"
+def run_benchmark(settings: Settings, procs: Processes, workdir: Path) -> Results:
+    log = sys.stderr
+    results = Results()
+    soft, hard = raise_nofile_limit()
+    results.meta["nofile"] = f"{soft}/{hard} (soft/hard, raised in every process started)"
+    results.meta["proxy_code"] = proxy_code_path() or "unknown"
+    sections = set(settings.sections)
+    kinds = _kinds(sections)
+    configs = _proxy_configs(sections)
+    if configs:
+        print("starting fake upstream", file=log, flush=True)
+        fake_proc, fake = start_fake(procs, "fake-upstream", settings.chunks)
+        results.meta["upstream"] = fake
+        try:
+            if sections & {"plain", "stream"}:
+                direct = Target(
+                    "fake upstream, direct (no proxy)",
+                    f"{fake}/v1beta/models/{MODEL}:generateContent",
+                    f"{fake}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
+                    GEMINI_BODY,
+                    GEMINI_BODY,
+                    headers=(GOOGLE_KEY_HEADER,),
+                    sends_done=False,
+                )
+                print(f"measuring {direct.name}", file=log, flush=True)
+                results.rows.append(measure_target("direct", direct, settings, procs, log, kinds))
+                floor_proc, floor_url = start_floor(procs, "floor", fake)
+                print("measuring floor", file=log, flush=True)
+                try:
+                    target = openai_target("floor: bare aiohttp pass-through", floor_url)
+                    row = measure_target("floor", target, settings, procs, log, kinds)
+                    row.peak_rss_mb = peak_rss_mb(floor_proc.pid)
+                    results.rows.append(row)
+                finally:
+                    procs.stop(floor_proc)
+            for cfg in configs:
+                _measure_proxy(cfg, fake, settings, procs, workdir, results)
+        finally:
+            procs.stop(fake_proc)
+    if "slow" in sections:
+        results.slow = run_slow_streams(
+            procs, settings.slow_ns, settings.slow_chunks, settings.slow_delay, settings.slow_deadline, log
         )
-    why = "wrk not found" if not loadgen.wrk_available() else "--generator python"
-    return f"Python generator (bench/loadgen.py in a separate process; {why}) for everything"
-
-
-def _spread(result: LoadResult | None) -> str:
-    return "n/a" if result is None else f"{_ms(result.p50_ms)} / {_ms(result.p99_ms)}"
-
-
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-def report(rows: list[Row], settings: Settings, elapsed: float) -> str:
-    floor = next((r for r in rows if r.name.startswith("floor")), None)
-    direct = rows[0] if rows else None
-    floor_c1 = floor.single.p50_ms if floor and floor.single else None
-    direct_c1 = direct.single.p50_ms if direct and direct.single else None
-    c = settings.connections
-    lines = [
-        "# gemini-cli-proxy benchmark",
-        "",
-        f"- when: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, revision {_git_revision()}, "
-        f"{elapsed:.0f} s in all",
-        f"- machine: {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} {platform.release()}; "
-        f"{_versions()}",
-        f"- load generator: {_generators(rows)}",
-        f"- each measurement: {settings.warmup:g} s warm-up, then {settings.duration:g} s closed loop "
-        f"(first-byte pass: {settings.ttfb_duration:g} s); upstream: zero-latency fake Google on loopback, "
-        f"{settings.chunks}-event streams; load generator, fake, and server under test share the machine",
-        "",
-        f"| target | plain req/s (c{c}) | plain p50 / p99 ms | {settings.chunks}-chunk stream req/s (c{c}) "
-        f"| stream p50 / p99 ms | stream TTFB p50 ms | p50 ms at c1 | added vs floor ms | added vs direct ms "
-        "| peak RSS MiB | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for row in rows:
-        ttfb_source = row.stream_ttfb or row.stream
-        single = row.single.p50_ms if row.single else None
-        cells = [
-            row.name,
-            _num(row.plain.rps if row.plain else None),
-            _spread(row.plain),
-            _num(row.stream.rps if row.stream else None),
-            _spread(row.stream),
-            _ms(ttfb_source.ttfb_p50_ms if ttfb_source else None),
-            _ms(single),
-            _delta(single, floor_c1) if row.name.startswith("proxy") else "",
-            _delta(single, direct_c1) if row is not direct else "",
-            _num(row.peak_rss_mb, "{:.0f}"),
-            _errors(row),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-
-    proxy = next((r for r in rows if r.name.startswith("proxy")), None)
-    if proxy and floor and proxy.plain and floor.plain and proxy.stream and floor.stream:
-        plain, stream = proxy.plain.rps, proxy.stream.rps
-        lines += ["", f"{proxy.name}, against the floor and DESIGN.md's targets:", ""]
-        lines.append(
-            f"- plain: {plain:,.0f} req/s = {plain / floor.plain.rps:.0%} of the floor; "
-            f"target >= {TARGET_PLAIN_RPS:,.0f}: {_verdict(plain >= TARGET_PLAIN_RPS)}"
+    if "backpressure" in sections:
+        results.backpressure = run_backpressure(
+            procs, settings.bp_chunks, settings.bp_prompt_chars, settings.bp_read_seconds, log
         )
-        lines.append(
-            f"- stream: {stream:,.0f} req/s = {stream / floor.stream.rps:.0%} of the floor; "
-            f"target >= {TARGET_STREAM_RPS:,.0f}: {_verdict(stream >= TARGET_STREAM_RPS)}"
-        )
-        if proxy.single and proxy.single.p50_ms is not None and direct_c1 is not None:
-            added = proxy.single.p50_ms - direct_c1
-            lines.append(
-                f"- added p50 latency at one connection (vs calling the fake directly): {added:.2f} ms; "
-                f"target <= {TARGET_ADDED_MS:g} ms: {_verdict(added <= TARGET_ADDED_MS)}"
-            )
-        lines.append(
-            "- not measured here: 5,000 concurrent slow streams within 300 MB RSS (the peak RSS above is "
-            "after this run's load only)"
-        )
-    lines += [
-        "",
-        "Columns: req/s counts only successful responses (200, and for OpenAI streams ending in "
-        "data: [DONE]); p50/p99 are whole-response latencies; TTFB is the time to the first body byte; "
-        "c1 = one connection; added = this row's c1 p50 minus the floor's / the direct fake's; "
-        "peak RSS = VmHWM of the server process.",
-        "",
-    ]
-    return "\n".join(lines)
+    return results
 
 
 @contextlib.contextmanager
@@ -555,6 +318,16 @@ def terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous_int)
 
 
+def _parse_sections(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in chosen if part not in SECTIONS]
+    if unknown or not chosen:
+        parser.error(
+            f"--only: unknown part(s) {', '.join(unknown) or '(none)'}; choose from {','.join(SECTIONS)}"
+        )
+    return [part for part in SECTIONS if part in chosen]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -567,13 +340,24 @@ def main() -> int:
     )
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument(
-        "--quick", action="store_true", help="short measurements: the whole run takes about a minute"
+        "--quick",
+        action="store_true",
+        help="about 2 minutes: short measurements, slow streams N=200,1000 of ~5 s, 2 s of slow reading",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated parts to run (default all): {','.join(SECTIONS)}",
     )
     parser.add_argument(
         "--generator", choices=("auto", "wrk", "python"), default="auto", help="auto: wrk when installed"
     )
     parser.add_argument("--chunks", type=int, default=20, help="events per upstream stream (default 20)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "latest.md", help="where to write the table")
+    parser.add_argument(
+        "--slow-n", help="comma-separated concurrent slow streams (default 1000,5000; quick 200,1000)"
+    )
+    parser.add_argument("--slow-deadline", type=float, default=60.0, help="seconds per slow-stream N (60)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "latest.md", help="where to write the report")
     args = parser.parse_args()
     duration = args.duration if args.duration is not None else (2.0 if args.quick else 8.0)
     warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 2.0)
@@ -581,6 +365,10 @@ def main() -> int:
         parser.error("--duration must be > 0, --warmup >= 0, --connections >= 1")
     if args.generator == "wrk" and not shutil.which("wrk"):
         parser.error("--generator wrk: wrk is not on PATH")
+    try:
+        slow_ns = [int(n) for n in (args.slow_n or ("200,1000" if args.quick else "1000,5000")).split(",")]
+    except ValueError:
+        parser.error("--slow-n: comma-separated integers")
     settings = Settings(
         duration=duration,
         warmup=warmup,
@@ -588,13 +376,22 @@ def main() -> int:
         generator=args.generator,
         chunks=args.chunks,
         ttfb_duration=max(1.0, duration / 2),
+        sections=_parse_sections(args.only, parser),
+        slow_ns=slow_ns,
+        slow_chunks=10,
+        slow_delay=0.5 if args.quick else 1.0,
+        slow_deadline=args.slow_deadline,
+        bp_chunks=100,
+        bp_prompt_chars=24_000_000,
+        bp_read_seconds=2.0 if args.quick else 4.0,
     )
 
     started = time.monotonic()
     procs = Processes()
+    workdir = Path(tempfile.mkdtemp(prefix="gemini-cli-proxy-bench-"))
     try:
         with terminate_on_sigterm():
-            rows, meta = run_benchmark(settings, procs)
+            results = run_benchmark(settings, procs, workdir)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -603,12 +400,20 @@ def main() -> int:
         return 1
     finally:
         procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    text = report(rows, settings, time.monotonic() - started)
+    text = render(results, settings, time.monotonic() - started)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    raw = {"settings": asdict(settings), "meta": meta, "rows": [asdict(r) for r in rows]}
+    raw = {
+        "settings": asdict(settings),
+        "meta": results.meta,
+        "notes": results.notes,
+        "rows": [asdict(r) for r in results.rows],
+        "slow": [asdict(s) for s in results.slow],
+        "backpressure": asdict(results.backpressure) if results.backpressure else None,
+    }
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=2))
     print(f"written to {args.out}", file=sys.stderr)
     return 0
