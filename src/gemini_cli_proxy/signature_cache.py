@@ -8,11 +8,11 @@ one after a restart) can still find a signature a client stripped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from .periodic import Periodic
 from .store.base import StateStore
 
 log = logging.getLogger("gemini_cli_proxy.signatures")
@@ -34,7 +34,7 @@ class SignatureCache:
         self._bytes = 0
         self._store = store
         self._pending: list[tuple[str, str]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._writer = Periodic(self.flush, interval=FLUSH_INTERVAL_SECONDS, name="signature-writer")
 
     @staticmethod
     def _size(key: str, signature: str) -> int:
@@ -92,21 +92,11 @@ class SignatureCache:
         except Exception as exc:  # the local tier still has them; sharing is best effort
             log.warning("could not share %d thought signatures: %s", len(batch), exc)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
-            await self.flush()
-
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="signature-writer")
+        self._writer.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        await self._writer.stop()
 
     @property
     def size_bytes(self) -> int:

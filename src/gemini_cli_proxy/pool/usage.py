@@ -3,11 +3,10 @@ writes the buffer to the state store in batches."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+from ..periodic import Periodic
 from ..store.base import StateStore, UsageEvent
 
 log = logging.getLogger("gemini_cli_proxy.usage")
@@ -21,9 +20,8 @@ class UsageRecorder:
     ) -> None:
         self._store = store
         self._clock = clock
-        self._interval = interval
         self._buffer: list[UsageEvent] = []
-        self._task: asyncio.Task[None] | None = None
+        self._writer = Periodic(self.flush, interval=interval, name="usage-recorder")
 
     def record(
         self,
@@ -56,18 +54,8 @@ class UsageRecorder:
         except Exception as exc:  # counters are best effort; serving requests is not
             log.warning("could not record %d usage events: %s", len(batch), exc)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.flush()
-
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-recorder")
+        self._writer.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        await self._writer.stop()

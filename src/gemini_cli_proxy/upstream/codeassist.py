@@ -21,6 +21,7 @@ from ..store.base import StateStore
 from .errors import UpstreamError, Verdict, garbage
 from .http import request_json, sse_events
 from .oauth import TokenManager
+from .singleflight import SingleFlight
 
 log = logging.getLogger("gemini_cli_proxy.codeassist")
 
@@ -63,7 +64,7 @@ class CodeAssistClient:
         self._fixed_project = project_id
         # None: the module's ONBOARD_POLL_SECONDS as it is when the client is built (app start-up).
         self._poll_seconds = ONBOARD_POLL_SECONDS if poll_seconds is None else poll_seconds
-        self._discovering: dict[str, asyncio.Task[str]] = {}
+        self._discovering: SingleFlight[str] = SingleFlight()
         self._store = store  # shares discovered projects between instances
 
     async def _call(
@@ -103,12 +104,7 @@ class CodeAssistClient:
         ):
             cred.project_id = shared  # discovered by another instance
             return shared
-        task = self._discovering.get(cred.id)
-        if task is None:
-            task = asyncio.ensure_future(self._discover(cred))
-            self._discovering[cred.id] = task
-            task.add_done_callback(lambda _: self._discovering.pop(cred.id, None))
-        return await asyncio.shield(task)
+        return await self._discovering.run(cred.id, lambda: self._discover(cred))
 
     async def _discover(self, cred: OAuthCredential) -> str:
         loaded = await self._call(cred, "loadCodeAssist", {"metadata": dict(_METADATA)})

@@ -17,6 +17,7 @@ from ..pool.credentials import OAuthCredential
 from ..store.base import StateStore
 from .errors import UpstreamError, Verdict, garbage
 from .http import request_json
+from .singleflight import SingleFlight
 
 # Refresh this long before expiry, so a token never dies in the middle of a long stream's start.
 REFRESH_MARGIN_SECONDS = 300.0
@@ -57,7 +58,7 @@ class TokenManager:
         self._client = {"client_id": client_id, "client_secret": client_secret}
         self._clock = clock
         self._store = store
-        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._refreshes: SingleFlight[str] = SingleFlight()
 
     def is_fresh(self, cred: OAuthCredential) -> bool:
         return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
@@ -69,13 +70,8 @@ class TokenManager:
             return cred.access_token
         if force and stale and cred.access_token and cred.access_token != stale:
             return cred.access_token
-        task = self._inflight.get(cred.id)
-        if task is None:
-            task = asyncio.ensure_future(self._refresh(cred, stale or cred.access_token))
-            self._inflight[cred.id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(cred.id, None))
-        # shield: one caller giving up (client disconnect) must not cancel the shared refresh.
-        return await asyncio.shield(task)
+        refused = stale or cred.access_token
+        return await self._refreshes.run(cred.id, lambda: self._refresh(cred, refused))
 
     async def _shared_token(self, cred: OAuthCredential, stale: str) -> str | None:
         """A fresh token another instance already refreshed and shared through the store."""

@@ -8,7 +8,6 @@ until REFRESH_MARGIN_SECONDS before it expires, and concurrent callers share one
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from ..pool.credentials import VertexServiceAccountCredential
 from .errors import UpstreamError, Verdict, garbage
 from .http import request_json
 from .oauth import REFRESH_MARGIN_SECONDS
+from .singleflight import SingleFlight
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -49,7 +49,7 @@ class ServiceAccountTokens:
         self._session = session
         # Wall-clock time: the token endpoint checks the assertion's iat/exp against its own clock.
         self._clock = clock
-        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self._exchanges: SingleFlight[str] = SingleFlight()
 
     def is_fresh(self, cred: VertexServiceAccountCredential) -> bool:
         return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
@@ -63,13 +63,7 @@ class ServiceAccountTokens:
             return cred.access_token
         if force and stale and cred.access_token and cred.access_token != stale:
             return cred.access_token
-        task = self._inflight.get(cred.id)
-        if task is None:
-            task = asyncio.ensure_future(self._mint(cred))
-            self._inflight[cred.id] = task
-            task.add_done_callback(lambda _: self._inflight.pop(cred.id, None))
-        # shield: one caller giving up (client disconnect) must not cancel the shared exchange.
-        return await asyncio.shield(task)
+        return await self._exchanges.run(cred.id, lambda: self._mint(cred))
 
     async def _mint(self, cred: VertexServiceAccountCredential) -> str:
         started = self._clock()
