@@ -15,9 +15,8 @@ import orjson
 
 from ..pool.credentials import OAuthCredential
 from ..store.base import StateStore
-from .errors import UpstreamError, Verdict, garbage
-from .http import request_json
 from .singleflight import SingleFlight
+from .token_exchange import exchange_token, expiry
 
 # Refresh this long before expiry, so a token never dies in the middle of a long stream's start.
 REFRESH_MARGIN_SECONDS = 300.0
@@ -92,29 +91,17 @@ class TokenManager:
             return shared
         form = {"grant_type": "refresh_token", "refresh_token": cred.refresh_token, **self._client}
         started = self._clock()
-        try:
-            reply = await request_json(
-                self._session, "POST", self._token_url, headers={}, form=form, secrets=cred.secrets()
-            )
-        except UpstreamError as exc:
-            if exc.verdict is Verdict.CREDENTIAL_INVALID or exc.status in (400, 401):
-                log.error(
-                    "oauth refresh refused for %s: %s; the credential is disabled, "
-                    "sign in again with gemini-cli",
-                    cred.label,
-                    exc.message,
-                )
-                raise UpstreamError(
-                    Verdict.CREDENTIAL_INVALID, exc.status, exc.message, reason="invalid_grant"
-                ) from None
-            raise
-        token = reply.get("access_token") if isinstance(reply, dict) else None
-        if not isinstance(token, str) or not token:
-            raise garbage("the token endpoint returned no access_token")
-        expires_in = reply.get("expires_in", 3600)
+        token, reply = await exchange_token(
+            self._session,
+            self._token_url,
+            form,
+            label=cred.label,
+            secrets=cred.secrets(),
+            hint="sign in again with gemini-cli",
+        )
         cred.access_token = token
         cred.refreshed_at = started
-        cred.expires_at = started + float(expires_in if isinstance(expires_in, int | float) else 3600)
+        cred.expires_at = expiry(started, reply)
         cred.raw.update(
             {k: v for k, v in reply.items() if k in {"access_token", "id_token", "scope", "token_type"}}
         )

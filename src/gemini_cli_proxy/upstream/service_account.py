@@ -15,10 +15,9 @@ import aiohttp
 from google.auth import jwt
 
 from ..pool.credentials import VertexServiceAccountCredential
-from .errors import UpstreamError, Verdict, garbage
-from .http import request_json
 from .oauth import REFRESH_MARGIN_SECONDS
 from .singleflight import SingleFlight
+from .token_exchange import exchange_token, expiry
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -68,32 +67,16 @@ class ServiceAccountTokens:
     async def _mint(self, cred: VertexServiceAccountCredential) -> str:
         started = self._clock()
         form = {"grant_type": JWT_BEARER_GRANT, "assertion": signed_assertion(cred, started)}
-        try:
-            reply = await request_json(
-                self._session, "POST", cred.token_uri, headers={}, form=form, secrets=cred.secrets()
-            )
-        except UpstreamError as exc:
-            # 400/401 from a token endpoint is about the credential (invalid_grant: unknown account,
-            # deleted key, bad signature), and retrying with the same key cannot help.
-            if exc.verdict is Verdict.CREDENTIAL_INVALID or exc.status in (400, 401):
-                log.error(
-                    "service account token refused for %s (status %s); the credential is disabled, "
-                    "check that the key is not deleted or disabled in Google Cloud",
-                    cred.label,
-                    exc.status,
-                )
-                raise UpstreamError(
-                    Verdict.CREDENTIAL_INVALID,
-                    exc.status,
-                    f"the token endpoint refused the service account {cred.label} (invalid_grant)",
-                    reason="invalid_grant",
-                ) from None
-            raise
-        token = reply.get("access_token") if isinstance(reply, dict) else None
-        if not isinstance(token, str) or not token:
-            raise garbage("the token endpoint returned no access_token")
-        expires_in = reply.get("expires_in", 3600)
+        token, reply = await exchange_token(
+            self._session,
+            cred.token_uri,
+            form,
+            label=cred.label,
+            secrets=cred.secrets(),
+            hint="check that the key is not deleted or disabled in Google Cloud",
+            refused_message=f"the token endpoint refused the service account {cred.label} (invalid_grant)",
+        )
         cred.access_token = token
-        cred.expires_at = started + float(expires_in if isinstance(expires_in, int | float) else 3600)
+        cred.expires_at = expiry(started, reply)
         log.info("vertex access token minted for %s", cred.label)
         return token
