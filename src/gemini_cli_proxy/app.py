@@ -90,7 +90,6 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         allow_private=settings.proxy_allow_private_image_urls, max_bytes=settings.proxy_max_image_bytes
     )
     await media.start()
-    runtime.session = session
     runtime.media = media
     runtime.gateway = Gateway(
         runtime.scheduler,
@@ -106,7 +105,6 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         runtime.gateway = None
-        runtime.session = None
         runtime.media = None
         await session.close()
         await media.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from .catalog import Catalog
@@ -20,7 +19,7 @@ from .upstream.media_fetch import MediaFetcher
 
 @dataclass
 class Runtime:
-    """Built by create_app; the gateway and session exist while the app is running."""
+    """Built by create_app; the gateway and the media fetcher exist while the app is running."""
 
     settings: Settings
     catalog: Catalog
@@ -31,7 +30,6 @@ class Runtime:
     signatures: SignatureCache
     safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
     gateway: Gateway | None = None
-    session: aiohttp.ClientSession | None = None
     media: MediaFetcher | None = None
 
     def require_gateway(self) -> Gateway:

@@ -183,10 +183,6 @@ class StreamTranslator:
         """OpenAI usage from the last usageMetadata seen so far."""
         return usage(self._usage_meta)
 
-    @property
-    def started(self) -> bool:
-        return bool(self._started)
-
     def finish(self) -> list[dict[str, Any]]:
         """Chunks that close the stream after Google's last event: open choices, then usage."""
         out: list[dict[str, Any]] = []
