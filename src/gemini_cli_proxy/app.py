@@ -22,7 +22,7 @@ from .routes import chat, debug, models, service
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
 from .signature_cache import SignatureCache
-from .store import open_store
+from .store import MemoryStore, open_store
 from .store.resilient import ResilientStore
 from .translate.output import safety_settings
 from .upstream.aistudio import AiStudioClient
@@ -112,7 +112,8 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings)
-    store = ResilientStore(open_store(settings.proxy_state_url))
+    backend = open_store(settings.proxy_state_url)
+    store = ResilientStore(backend)
     runtime = Runtime(
         settings=settings,
         catalog=Catalog.with_extras(settings.proxy_models),
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> web.Application:
             store,
             clock=time.time,
             policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
+            # memory:// holds nothing another instance could change, and reading it costs nothing.
+            state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
         ),
         usage=UsageRecorder(store, clock=time.time),
         signatures=SignatureCache(store),

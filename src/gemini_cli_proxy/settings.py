@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     proxy_cooldown_seconds: float = Field(60.0, gt=0)
     proxy_retry_attempts: int = Field(5, ge=1)
     proxy_retry_deadline: float = Field(30.0, gt=0)
+    # How stale this process's view of a shared store's cooldowns and disabled flags may be: reading the
+    # store on every request costs more than the few extra 429s another instance's news may cause.
+    proxy_state_max_age: float = Field(0.1, ge=0)
 
     @field_validator(
         "proxy_api_keys",

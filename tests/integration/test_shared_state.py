@@ -31,7 +31,8 @@ def keys_used(fake: FakeGoogle) -> list[str | None]:
 
 
 def check_shared_pool(urls: list[str], fake: FakeGoogle) -> None:
-    """Round robin, cooldowns and disabled flags hold across everything behind `urls`."""
+    """Round robin, cooldowns and disabled flags hold across everything behind `urls` (started with
+    PROXY_STATE_MAX_AGE=0, so that each instance sees the others' changes on its next request)."""
     for round_ in range(6):
         assert post(urls[round_ % len(urls)]).status_code == 200
     used = keys_used(fake)
@@ -59,9 +60,33 @@ def test_two_instances_share_one_redis(
 ) -> None:
     url = redis_server.url
     redis_server.flush()
-    first: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
-    second: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url)
+    first: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url, proxy_state_max_age=0)
+    second: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url, proxy_state_max_age=0)
     check_shared_pool([first.url, second.url], fake)
+
+
+def test_another_instances_news_arrives_within_the_state_max_age(
+    start_proxy: StartProxy, fake: FakeGoogle, tmp_path: Path
+) -> None:
+    """With the default kind of setting (a snapshot of the pool kept for PROXY_STATE_MAX_AGE), the
+    instance that met a 429 avoids the key at once, and the other one once its snapshot is older."""
+    url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+    first: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url, proxy_state_max_age=0.5)
+    second: Proxy = start_proxy(gemini_api_keys=KEYS, proxy_state_url=url, proxy_state_max_age=0.5)
+    assert post(second.url).status_code == 200
+    fake.reset()
+    fake.push(Reply.rate_limited(retry_delay="60s"))
+    assert post(first.url).status_code == 200
+    cooled = keys_used(fake)[0]
+    for _ in range(4):
+        assert post(first.url).status_code == 200
+    assert cooled not in keys_used(fake)[2:]
+
+    time.sleep(0.6)
+    fake.reset()
+    for _ in range(6):
+        assert post(second.url).status_code == 200
+    assert cooled not in keys_used(fake)
 
 
 @pytest.fixture
@@ -72,6 +97,7 @@ def two_workers(fake_server: FakeServer, fake: FakeGoogle, tmp_path: Path) -> It
         "GEMINI_API_BASE_URL": fake_server.url,
         "PROXY_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
         "PROXY_LOG_LEVEL": "warning",
+        "PROXY_STATE_MAX_AGE": "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gemini_cli_proxy", "serve", "--port", "0", "--workers", "2"],
