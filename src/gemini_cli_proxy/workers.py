@@ -1,7 +1,10 @@
-"""`serve --workers N`: N processes accepting on one listening socket (pre-fork), sharing state
-through the state store. The parent only supervises: it binds, forks, waits for every worker to
-be ready, prints the one `listening on` line, and on SIGTERM/SIGINT stops the workers, which drain
-their in-flight requests."""
+"""`serve --workers N`: N processes, each accepting on its own listening socket bound to the one port
+with SO_REUSEPORT (pre-fork), sharing state through the state store. The kernel spreads new connections
+over the sockets evenly; with one shared socket, whichever worker woke first took a whole burst of new
+connections (32 keep-alive connections opened at once all went to one worker about one time in three),
+and the other one idled. The parent only supervises: it binds, forks, waits for every worker to be ready,
+prints the one `listening on` line, and on SIGTERM/SIGINT stops the workers, which drain their in-flight
+requests."""
 
 from __future__ import annotations
 
@@ -24,14 +27,34 @@ AppFactory = Callable[[], web.Application]
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def _listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host.strip("[]"), port))
     sock.listen(2048)
     sock.setblocking(False)
     return sock
+
+
+def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """One socket per worker on one port (the first one picks it when `port` is 0); one socket shared
+    by all where the platform has no SO_REUSEPORT."""
+    reuse_port = hasattr(socket, "SO_REUSEPORT")
+    first = _listening_socket(host, port, reuse_port=reuse_port)
+    if not reuse_port:
+        return [first] * count
+    sockets = [first]
+    try:
+        bound = first.getsockname()[1]
+        sockets += [_listening_socket(host, bound, reuse_port=True) for _ in range(count - 1)]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _die_with_parent() -> None:
@@ -42,10 +65,23 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _worker(factory: AppFactory, sock: socket.socket, ready: EventType, grace: float, parent: int) -> None:
+def _worker(
+    factory: AppFactory,
+    sockets: Sequence[socket.socket],
+    number: int,
+    ready: EventType,
+    grace: float,
+    parent: int,
+) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the supervisor died before prctl took effect
         return
+    sock = sockets[number]
+    # The other workers' sockets are theirs: one held open here would keep queueing the connections
+    # the kernel hands it after its own worker is gone.
+    for other in sockets:
+        if other is not sock:
+            other.close()
     # The supervisor's handlers are inherited through fork; the worker's own loop installs its own.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
@@ -59,16 +95,23 @@ def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, gr
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    sock = _listening_socket(host, port)
+    sockets = _listening_sockets(host, port, workers)
+    bound = sockets[0].getsockname()[1]
     context = multiprocessing.get_context("fork")
     children = []
-    for number in range(workers):
-        ready = context.Event()
-        child = context.Process(
-            target=_worker, args=(factory, sock, ready, grace, os.getpid()), name=f"worker-{number}"
-        )
-        child.start()
-        children.append((child, ready))
+    try:
+        for number in range(workers):
+            ready = context.Event()
+            child = context.Process(
+                target=_worker,
+                args=(factory, sockets, number, ready, grace, os.getpid()),
+                name=f"worker-{number}",
+            )
+            child.start()
+            children.append((child, ready))
+    finally:
+        for sock in set(sockets):  # the workers have theirs; the supervisor serves nothing
+            sock.close()
     for child, ready in children:
         while not ready.wait(0.2):
             if stop.is_set() or not child.is_alive():
@@ -76,7 +119,6 @@ def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, gr
                 if not stop.is_set():
                     print(f"worker {child.name} failed to start", file=sys.stderr, flush=True)
                 return 0 if stop.is_set() else 1
-    bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     print(f"listening on http://{shown}:{bound} ({workers} workers)", flush=True)
     crashed = False
@@ -86,7 +128,6 @@ def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, gr
             crashed = True
             break
     _stop(children, grace)
-    sock.close()
     return 1 if crashed else 0
 
 
