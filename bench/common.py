@@ -215,6 +215,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by ``pids`` (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def tree_peak_rss_mb(pid: int) -> float | None:
     """Sum of VmHWM over ``pid`` and its direct children (a pre-fork server's whole footprint)."""
     values = [peak_rss_mb(p) for p in (pid, *children(pid))]

@@ -29,14 +29,23 @@ class Settings:
 
 @dataclass
 class Row:
-    key: str  # direct, floor, mem1, mem10, meminfo, sqlite, redis, workers2
+    key: str  # direct, floor, mem1, mem10, meminfo, sqlite, redis, workers2, sqlite_capped, workers2_capped
     name: str
     plain: LoadResult | None = None
     stream: LoadResult | None = None
     stream_ttfb: LoadResult | None = None  # the Python pass that times the first byte (when wrk ran the rest)
     single: LoadResult | None = None
     peak_rss_mb: float | None = None
+    # CPUs the server's processes used during the c32 plain run (warm-up included): CPU time / wall time.
+    plain_cpus: float | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def plain_cpu_us(self) -> float | None:
+        """Server CPU time per plain request, in microseconds."""
+        if self.plain_cpus is None or self.plain is None or not self.plain.rps:
+            return None
+        return self.plain_cpus / self.plain.rps * 1e6
 
 
 @dataclass

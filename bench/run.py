@@ -49,6 +49,8 @@ from common import (
     OPENAI_STREAM,
     OUT_DIR,
     Processes,
+    children,
+    cpu_seconds,
     peak_rss_mb,
     proxy_code_path,
     proxy_env,
@@ -60,12 +62,16 @@ from common import (
     start_redis,
     tree_peak_rss_mb,
 )
+from cpu_budget import CpuBudget
 from loadgen import LoadResult
 from report import render
 from results import Results, Row, Settings
 from slow_streams import run_slow_streams
 
 SECTIONS = ("plain", "stream", "stores", "workers", "slow", "backpressure")
+# The CPU share each server process gets in the capped --workers rows: two workers then use 0.8 of the
+# 2 CPUs, leaving 1.2 for wrk and the fake upstream (about 0.5 at the rate two capped workers reach).
+WORKER_CPU_CAP = 0.4
 
 
 @dataclass
@@ -99,9 +105,16 @@ def smoke_check(target: Target) -> None:
 
 
 def measure_target(
-    key: str, target: Target, settings: Settings, procs: Processes, log: IO[str], kinds: set[str]
+    key: str,
+    target: Target,
+    settings: Settings,
+    procs: Processes,
+    log: IO[str],
+    kinds: set[str],
+    server_pids: list[int] | None = None,
 ) -> Row:
-    """``kinds`` ⊆ {plain, stream}: plain = c1 and cN plain; stream = cN streamed (+ first-byte pass)."""
+    """``kinds`` ⊆ {plain, stream}: plain = c1 and cN plain; stream = cN streamed (+ first-byte pass).
+    ``server_pids``: the processes whose CPU time the cN plain run is charged with."""
     row = Row(key, target.name)
     smoke_check(target)
 
@@ -135,9 +148,12 @@ def measure_target(
             target.plain_url, target.plain_body, 1, check_done=False, generator=gen, duration=d, warmup=w
         )
         print(f"  {target.name}: {c} connections, plain", file=log, flush=True)
+        cpu_before, wall_before = cpu_seconds(server_pids or []), time.monotonic()
         row.plain = run(
             target.plain_url, target.plain_body, c, check_done=False, generator=gen, duration=d, warmup=w
         )
+        if server_pids:
+            row.plain_cpus = (cpu_seconds(server_pids) - cpu_before) / (time.monotonic() - wall_before)
     if "stream" not in kinds:
         return row
     print(f"  {target.name}: {c} connections, {settings.chunks}-chunk stream", file=log, flush=True)
@@ -180,6 +196,8 @@ class ProxyConfig:
     log_level: str | None = "warning"
     state: str = "memory"  # memory | sqlite | redis
     workers: int = 1
+    cpu_cap: float | None = None  # each server process capped at this share of one CPU (cpu_budget.py)
+    kinds: frozenset[str] | None = None  # measure only these of plain/stream
 
 
 def _kinds(sections: set[str]) -> set[str]:
@@ -206,6 +224,29 @@ def _proxy_configs(sections: set[str]) -> list[ProxyConfig]:
         configs.append(
             ProxyConfig("workers2", "proxy, SQLite, 1 key, serve --workers 2", state="sqlite", workers=2)
         )
+        # The same pair with every worker process capped at the same CPU share: how the proxy scales with
+        # CPU, on a machine where wrk and the fake upstream leave two workers no idle core.
+        plain_only = frozenset({"plain"})
+        cap = WORKER_CPU_CAP
+        configs.append(
+            ProxyConfig(
+                "sqlite_capped",
+                f"proxy, SQLite, 1 key, one process capped at {cap:g} CPU",
+                state="sqlite",
+                cpu_cap=cap,
+                kinds=plain_only,
+            )
+        )
+        configs.append(
+            ProxyConfig(
+                "workers2_capped",
+                f"proxy, SQLite, 1 key, serve --workers 2, each worker capped at {cap:g} CPU",
+                state="sqlite",
+                workers=2,
+                cpu_cap=cap,
+                kinds=plain_only,
+            )
+        )
     return configs
 
 
@@ -214,7 +255,11 @@ def _measure_proxy(
 ) -> None:
     log = sys.stderr
     sections = set(settings.sections)
-    kinds = _kinds(sections)
+    kinds = set(cfg.kinds) if cfg.kinds is not None else _kinds(sections)
+    budget = CpuBudget(cfg.key) if cfg.cpu_cap is not None else None
+    if budget is not None and (why := budget.unavailable()):
+        results.notes.append(f"no '{cfg.label}' row: processes cannot be capped here ({why})")
+        return
     redis_url: str | None = None
     redis_proc = None
     if cfg.state == "memory":
@@ -234,10 +279,17 @@ def _measure_proxy(
         proc, url = start_proxy(procs, f"proxy-{cfg.key}", env, workers=cfg.workers)
         print(f"measuring {cfg.label}", file=log, flush=True)
         try:
-            row = measure_target(cfg.key, openai_target(cfg.label, url), settings, procs, log, kinds)
+            servers = children(proc.pid) if cfg.workers > 1 else [proc.pid]
+            if budget is not None and cfg.cpu_cap is not None:
+                for pid in servers:
+                    budget.cap(pid, cfg.cpu_cap)
+            target = openai_target(cfg.label, url)
+            row = measure_target(cfg.key, target, settings, procs, log, kinds, server_pids=servers)
             row.peak_rss_mb = tree_peak_rss_mb(proc.pid) if cfg.workers > 1 else peak_rss_mb(proc.pid)
         finally:
             procs.stop(proc)  # the store's batched writes are flushed on the way out
+            if budget is not None:
+                budget.close()
         log_text = (LOG_DIR / f"proxy-{cfg.key}.log").read_text(errors="replace")
         if "state store unavailable" in log_text:
             row.notes.append(f"the proxy logged 'state store unavailable' (see logs/proxy-{cfg.key}.log)")
@@ -282,7 +334,9 @@ def run_benchmark(settings: Settings, procs: Processes, workdir: Path) -> Result
                 print("measuring floor", file=log, flush=True)
                 try:
                     target = openai_target("floor: bare aiohttp pass-through", floor_url)
-                    row = measure_target("floor", target, settings, procs, log, kinds)
+                    row = measure_target(
+                        "floor", target, settings, procs, log, kinds, server_pids=[floor_proc.pid]
+                    )
                     row.peak_rss_mb = peak_rss_mb(floor_proc.pid)
                     results.rows.append(row)
                 finally:
