@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -16,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import errors
 from .errors import ProxyError
+from .logconfig import batched_handler
 
 log = logging.getLogger("gemini_cli_proxy.access")
 
@@ -48,15 +50,16 @@ def _from_http_exception(exc: web.HTTPException, request: web.Request) -> ProxyE
 def _access_line(request: web.Request, status: int, started: float, request_id: str) -> None:
     fields = request.get(LOG_FIELDS) or {}
     extra = "".join(f" {key}={value}" for key, value in fields.items())
-    log.info(
-        "request_id=%s method=%s path=%s status=%d ms=%.1f%s",
-        request_id,
-        request.method,
-        request.path,
-        status,
-        (time.perf_counter() - started) * 1000,
-        extra,
+    elapsed = (time.perf_counter() - started) * 1000
+    message = (
+        f"request_id={request_id} method={request.method} path={request.path} status={status} "
+        f"ms={elapsed:.1f}{extra}"
     )
+    sink = batched_handler()
+    if sink is not None:
+        sink.write_line(log.name, message)
+    else:
+        log.info("%s", message)
 
 
 @web.middleware
@@ -82,6 +85,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = _from_http_exception(exc, request)
         status = error.status
         return error_response(error, request_id)
+    except asyncio.CancelledError:
+        status = 499  # the client went away first (nginx's code for it)
+        raise
     except Exception:
         log.exception("request_id=%s unhandled error", request_id)
         return error_response(errors.internal_error(), request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import httpx
@@ -251,3 +252,18 @@ def test_timeouts_are_not_retried_on_every_key(start_proxy: StartProxy, fake: Fa
     fake.push_many([Reply.delay(2.0), Reply.delay(2.0)])
     assert post(proxy).status_code == 504
     assert len(fake.generate_requests()) == 1
+
+
+def test_a_client_that_leaves_before_the_answer_is_logged_as_499(
+    proxy: Proxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gemini_cli_proxy.access")
+    fake.push(Reply.delay(2.0))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{proxy.url}/v1/chat/completions", json=CHAT, timeout=0.3)
+    deadline = time.monotonic() + 5
+    while not any("status=" in record.getMessage() for record in caplog.records):
+        assert time.monotonic() < deadline, "no access line"
+        time.sleep(0.05)
+    lines = [record.getMessage() for record in caplog.records if "status=" in record.getMessage()]
+    assert len(lines) == 1 and " status=499 " in lines[0], lines
