@@ -124,9 +124,11 @@ def _generators(rows: list[Row]) -> str:
 
 
 def _cpu(row: Row) -> str:
-    if row.plain_cpus is None:
-        return ""
-    return f"{row.plain_cpus:.2f} / " + _num(row.plain_cpu_us, "{:.0f}")
+    cells = []
+    for cpus, result in ((row.plain_cpus, row.plain), (row.stream_cpus, row.stream)):
+        us = Row.cpu_us(cpus, result)
+        cells.append("n/a" if cpus is None or us is None else f"{cpus:.2f}, {us:,.0f}")
+    return "" if row.plain_cpus is None and row.stream_cpus is None else "; ".join(cells)
 
 
 def _throughput(results: Results, settings: Settings) -> list[str]:
@@ -138,7 +140,7 @@ def _throughput(results: Results, settings: Settings) -> list[str]:
     lines = [
         "## Throughput and latency",
         "",
-        f"| target | plain req/s (c{c}) | plain p50 / p99 ms | server CPUs / µs per req (plain) "
+        f"| target | plain req/s (c{c}) | plain p50 / p99 ms | server CPUs, µs per req: plain; stream "
         f"| {k}-chunk stream req/s (c{c}) "
         f"| stream p50 / p99 ms | stream TTFB p50 ms | p50 ms at c1 | added vs floor ms | added vs direct ms "
         "| peak RSS MiB | errors |",
@@ -171,8 +173,8 @@ def _throughput(results: Results, settings: Settings) -> list[str]:
         "Columns: req/s counts only successful responses (200, and for OpenAI streams ending in "
         "data: [DONE]); p50/p99 are whole-response latencies; TTFB is the time to the first body byte; "
         "c1 = one connection; added = this row's c1 p50 minus the floor's / the direct fake's; "
-        "server CPUs / µs per req = CPU time of the server's processes during the plain c32 run (warm-up "
-        "included) over its wall time, and that divided by the plain rate; "
+        "server CPUs = CPU time of the server's processes during the c32 run (warm-up included) over its "
+        "wall time, and µs per req that divided by the rate; "
         "peak RSS = VmHWM of the server process (for --workers: the parent plus its workers).",
     ]
     mem = results.row("mem1")

@@ -36,16 +36,18 @@ class Row:
     stream_ttfb: LoadResult | None = None  # the Python pass that times the first byte (when wrk ran the rest)
     single: LoadResult | None = None
     peak_rss_mb: float | None = None
-    # CPUs the server's processes used during the c32 plain run (warm-up included): CPU time / wall time.
+    # CPUs the server's processes used during the c32 plain / stream run (warm-up included): CPU time
+    # over wall time.
     plain_cpus: float | None = None
+    stream_cpus: float | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def plain_cpu_us(self) -> float | None:
-        """Server CPU time per plain request, in microseconds."""
-        if self.plain_cpus is None or self.plain is None or not self.plain.rps:
+    @staticmethod
+    def cpu_us(cpus: float | None, result: LoadResult | None) -> float | None:
+        """Server CPU time per request, in microseconds."""
+        if cpus is None or result is None or not result.rps:
             return None
-        return self.plain_cpus / self.plain.rps * 1e6
+        return cpus / result.rps * 1e6
 
 
 @dataclass

@@ -114,7 +114,7 @@ def measure_target(
     server_pids: list[int] | None = None,
 ) -> Row:
     """``kinds`` ⊆ {plain, stream}: plain = c1 and cN plain; stream = cN streamed (+ first-byte pass).
-    ``server_pids``: the processes whose CPU time the cN plain run is charged with."""
+    ``server_pids``: the processes whose CPU time the cN plain and stream runs are charged with."""
     row = Row(key, target.name)
     smoke_check(target)
 
@@ -160,6 +160,7 @@ def measure_target(
     # wrk's Lua response hook (needed to look at the body) costs it ~40% of its streamed throughput, so wrk
     # measures throughput alone and a Python pass checks data: [DONE] and times the first byte.
     uses_wrk = gen == "wrk" or (gen == "auto" and loadgen.wrk_available())
+    cpu_before, wall_before = cpu_seconds(server_pids or []), time.monotonic()
     row.stream = run(
         target.stream_url,
         target.stream_body,
@@ -169,6 +170,8 @@ def measure_target(
         duration=d,
         warmup=w,
     )
+    if server_pids:
+        row.stream_cpus = (cpu_seconds(server_pids) - cpu_before) / (time.monotonic() - wall_before)
     if uses_wrk:
         print(f"  {target.name}: {c} connections, stream, first-byte pass (python)", file=log, flush=True)
         row.stream_ttfb = run(

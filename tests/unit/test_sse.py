@@ -52,6 +52,55 @@ def test_any_payloads_any_line_ending_any_split(payloads: list[str], newline: by
     assert [orjson.loads(e) for e in _decode(_split(stream, cuts))] == payloads
 
 
+def _reference(stream: bytes) -> list[bytes]:
+    """The WHATWG event-stream algorithm, line by line over the whole stream at once."""
+    lines: list[bytes] = []
+    line = b""
+    i = 0
+    while i < len(stream):
+        byte = stream[i : i + 1]
+        if byte in (b"\r", b"\n"):
+            lines.append(line)
+            line = b""
+            if byte == b"\r" and stream[i + 1 : i + 2] == b"\n":
+                i += 1
+        else:
+            line += byte
+        i += 1
+    events: list[bytes] = []
+    data: list[bytes] = []
+    for line in [*lines, b""] if line == b"" else [*lines, line, b""]:
+        if not line:
+            if data:
+                events.append(b"\n".join(data))
+            data = []
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value[:1] == b" " else value)
+    return events
+
+
+LINE_BREAKS = st.sampled_from([b"\n", b"\r\n", b"\r"])
+SSE_LINES = st.one_of(
+    st.binary(max_size=12).filter(lambda b: b"\r" not in b and b"\n" not in b).map(lambda b: b"data: " + b),
+    st.just(b"data:"),
+    st.just(b": comment"),
+    st.just(b"event: message"),
+    st.just(b""),  # blank lines: event boundaries, also several in a row
+)
+
+
+@given(
+    st.lists(st.tuples(SSE_LINES, LINE_BREAKS), max_size=25),
+    st.lists(st.integers(min_value=0, max_value=1_000), max_size=20),
+)
+def test_mixed_line_breaks_extra_blank_lines_and_any_split_match_the_spec(
+    lines: list[tuple[bytes, bytes]], cuts: list[int]
+) -> None:
+    stream = b"".join(line + brk for line, brk in lines)
+    assert _decode(_split(stream, cuts)) == _reference(stream)
+
+
 def test_multiline_data_comments_and_other_fields() -> None:
     stream = b': keep-alive\nevent: message\nid: 7\ndata: {"a":\ndata: 1}\n\nretry: 5\ndata:{"b":2}\n\n'
     assert [orjson.loads(e) for e in _decode([stream])] == [{"a": 1}, {"b": 2}]
