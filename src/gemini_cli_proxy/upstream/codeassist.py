@@ -184,6 +184,7 @@ class CodeAssistClient:
                 if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
                     raise
                 continue
+            del request, body  # not needed again: an open stream holds only what it relays
             yield [_unwrap(event) for event in first]
             async for batch in events:
                 yield [_unwrap(event) for event in batch]

@@ -64,7 +64,10 @@ async def sse_events(
     cost of a fast stream; a slow stream still gets each event as soon as it arrives. The request
     is sent on the first `__anext__`, so a failure to connect or a non-200 answer surfaces there,
     before anything reached the client."""
-    resp = await guarded(lambda: session.post(url, headers=headers, data=body))
+    sending = session.post(url, headers=headers, data=body)
+    # A stream may stay open for minutes: this frame need not keep the request body (images and all).
+    del body
+    resp = await guarded(lambda: sending)
     try:
         if resp.status != 200:
             raw = await guarded(resp.read)

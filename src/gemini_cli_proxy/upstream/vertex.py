@@ -114,6 +114,7 @@ class VertexClient:
                     if not self._retry_unauthenticated(cred, exc, attempt):
                         raise
                     continue
+                del request, body  # not needed again: an open stream holds only what it relays
                 yield first
                 async for event in events:
                     yield event
