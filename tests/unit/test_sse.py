@@ -55,21 +55,23 @@ def test_any_payloads_any_line_ending_any_split(payloads: list[str], newline: by
 def _reference(stream: bytes) -> list[bytes]:
     """The WHATWG event-stream algorithm, line by line over the whole stream at once."""
     lines: list[bytes] = []
-    line = b""
+    current = b""
     i = 0
     while i < len(stream):
         byte = stream[i : i + 1]
         if byte in (b"\r", b"\n"):
-            lines.append(line)
-            line = b""
+            lines.append(current)
+            current = b""
             if byte == b"\r" and stream[i + 1 : i + 2] == b"\n":
                 i += 1
         else:
-            line += byte
+            current += byte
         i += 1
+    if current:  # an unterminated last line, as flush() takes it
+        lines.append(current)
     events: list[bytes] = []
     data: list[bytes] = []
-    for line in [*lines, b""] if line == b"" else [*lines, line, b""]:
+    for line in [*lines, b""]:
         if not line:
             if data:
                 events.append(b"\n".join(data))
