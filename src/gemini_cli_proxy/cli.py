@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -63,16 +67,28 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
             _fail("--workers needs shared state: set PROXY_STATE_URL to sqlite:///... or redis://...")
         from .workers import serve_workers
 
-        sys.exit(
-            serve_workers(
+        with _listen_errors(settings):
+            code = serve_workers(
                 lambda: create_app(settings),
                 settings.proxy_host,
                 settings.proxy_port,
                 workers=settings.proxy_workers,
                 grace=grace,
             )
-        )
-    run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace))
+        sys.exit(code)
+    with _listen_errors(settings):
+        run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace))
+
+
+@contextlib.contextmanager
+def _listen_errors(settings: Settings) -> Iterator[None]:
+    """A port in use or an address this machine does not have: one line, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        _fail(f"cannot listen on {settings.proxy_host}:{settings.proxy_port}: {os.strerror(exc.errno)}")
 
 
 @main.command("fake-upstream")

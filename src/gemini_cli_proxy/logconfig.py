@@ -4,7 +4,7 @@ Lines are buffered and written in batches (a WARNING or worse is written at once
 flushes the rest every half second): one write per request line cost a sixth of the throughput.
 Access lines, one per request, skip logging's record machinery (a LogRecord, a caller lookup, a
 handler chain: about 14 µs a line) and go straight into the same buffer, so they stay in order with
-everything else; secrets are scrubbed once per batch rather than once per line.
+everything else; secrets are scrubbed when a batch is written.
 """
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ class BatchedStreamHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             if not self._lines:
                 return
-            text = "\n".join(self._lines)
+            # Line by line: a pattern must not run from the end of one line into the next.
+            text = "".join(scrub(line) + "\n" for line in self._lines)
             self._lines.clear()
             try:
-                self._stream.write(scrub(text) + "\n")
+                self._stream.write(text)
                 self._stream.flush()
             except (OSError, ValueError):  # stderr closed or broken: nowhere left to say so
                 pass

@@ -58,6 +58,8 @@ async def serve_until_signalled(app: web.Application, host: str, port: int, *, g
         await _until_signalled()
     finally:
         await runner.cleanup()
+        # The lines of the drained requests: a worker process ends without logging.shutdown().
+        flush_handlers()
 
 
 async def serve_socket(
@@ -72,6 +74,8 @@ async def serve_socket(
         await _until_signalled()
     finally:
         await runner.cleanup()
+        # The lines of the drained requests: a worker process ends without logging.shutdown().
+        flush_handlers()
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import multiprocessing
 import os
 import signal
@@ -30,22 +31,39 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 def _listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host.strip("[]"), port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
+
+
+def _port_is_free(host: str, port: int) -> None:
+    """Raise OSError(EADDRINUSE) when something listens on `port` already. The workers' sockets set
+    SO_REUSEPORT, which would let them join another server's group on that port (another instance of
+    this proxy, started twice) and share its traffic instead of failing as a second bind should."""
+    probe = _listening_socket(host, port, reuse_port=False)
+    probe.close()
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """One socket per worker on one port (the first one picks it when `port` is 0); one socket shared
     by all where the platform has no SO_REUSEPORT."""
-    reuse_port = hasattr(socket, "SO_REUSEPORT")
-    first = _listening_socket(host, port, reuse_port=reuse_port)
-    if not reuse_port:
-        return [first] * count
+    if port:
+        _port_is_free(host, port)
+    try:
+        first = _listening_socket(host, port, reuse_port=True)
+    except (AttributeError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.ENOPROTOOPT:
+            raise
+        # No SO_REUSEPORT here (the constant is missing, or the kernel refuses the option).
+        return [_listening_socket(host, port, reuse_port=False)] * count
     sockets = [first]
     try:
         bound = first.getsockname()[1]

@@ -123,3 +123,17 @@ def test_bad_setting_is_a_clear_message() -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "PROXY_PORT" in done.stderr
+
+
+def test_a_port_in_use_is_one_clear_line(fake_process: str) -> None:
+    port = fake_process.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [*COMMAND, "serve", "--port", port],
+        env={**os.environ, "GEMINI_API_KEYS": "cli-test-key-1", "PROXY_STATE_URL": "memory://"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    expected = f"gemini-cli-proxy: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert done.stderr.strip() == expected

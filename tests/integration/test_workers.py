@@ -7,7 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from gemini_cli_proxy.testing import FakeGoogle, Reply
 
 from conftest import FakeServer
 
@@ -65,29 +68,39 @@ def read_response(sock: socket.socket) -> bytes:
     return head
 
 
-def test_a_burst_of_new_connections_is_spread_over_the_workers(
-    fake_server: FakeServer, tmp_path: Path
-) -> None:
+def start_workers(
+    fake_server: FakeServer, tmp_path: Path, port: int = 0, log_level: str = "warning"
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "GEMINI_API_KEYS": "key-a-11111111",
         "GEMINI_API_BASE_URL": fake_server.url,
         "PROXY_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
-        "PROXY_LOG_LEVEL": "warning",
+        "PROXY_LOG_LEVEL": log_level,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gemini_cli_proxy", "serve", "--port", "0", "--workers", "2"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "gemini_cli_proxy", "serve", "--port", str(port), "--workers", "2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def port_of(listening_line: str) -> int:
+    return int(listening_line.split(" ")[2].rsplit(":", 1)[1])
+
+
+def test_a_burst_of_new_connections_is_spread_over_the_workers(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    process = start_workers(fake_server, tmp_path)
     assert process.stdout is not None
     clients: list[socket.socket] = []
     try:
         line = process.stdout.readline().strip()
         assert line.endswith("(2 workers)"), line
-        port = int(line.split(" ")[2].rsplit(":", 1)[1])
+        port = port_of(line)
         workers = children(process.pid)
         assert len(workers) == 2
         # A burst: every connection is waiting to be accepted before either worker can run, as when a
@@ -115,3 +128,45 @@ def test_a_burst_of_new_connections_is_spread_over_the_workers(
             client.close()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(
+    fake_server: FakeServer, tmp_path: Path
+) -> None:
+    first = start_workers(fake_server, tmp_path)
+    assert first.stdout is not None
+    try:
+        port = port_of(first.stdout.readline().strip())
+        second = start_workers(fake_server, tmp_path, port=port)
+        try:
+            assert second.wait(timeout=30) != 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.stderr is not None
+        assert "in use" in second.stderr.read().lower()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+
+
+def test_the_requests_a_worker_drains_at_shutdown_are_logged(
+    fake_server: FakeServer, fake: FakeGoogle, tmp_path: Path
+) -> None:
+    process = start_workers(fake_server, tmp_path, log_level="info")
+    assert process.stdout is not None and process.stderr is not None
+    port = port_of(process.stdout.readline().strip())
+    fake.push(Reply.delay(1.0))
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        client.sendall(REQUEST % (len(BODY), BODY))
+        deadline = time.monotonic() + 10
+        while not fake.generate_requests():  # the request has reached a worker and Google
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert read_response(client).startswith(b"HTTP/1.1 200")
+    finally:
+        client.close()
+    assert process.wait(timeout=30) == 0
+    assert "path=/v1/chat/completions status=200" in process.stderr.read()

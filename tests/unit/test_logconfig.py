@@ -121,3 +121,12 @@ def test_scrub_still_finds_every_kind_of_secret(text: str) -> None:
 def test_scrub_leaves_ordinary_text_alone() -> None:
     text = "request_id=abc method=POST path=/v1/chat/completions status=200 ms=1.2"
     assert scrub(text) is text
+
+
+def test_a_secret_pattern_never_runs_into_the_next_line(stream: io.StringIO) -> None:
+    sink = batched_handler()
+    assert sink is not None
+    sink.write_line("gemini_cli_proxy.access", "error=no token after Bearer")
+    sink.write_line("gemini_cli_proxy.access", "request_id=next")
+    flush_handlers()
+    assert [message for _, _, message in lines(stream)] == ["error=no token after Bearer", "request_id=next"]

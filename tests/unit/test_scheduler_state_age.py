@@ -4,6 +4,7 @@ own changes at once and another instance's within the age."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from gemini_cli_proxy.pool.credentials import ApiKeyCredential, Credential
@@ -147,5 +148,31 @@ def test_max_age_zero_reads_the_store_for_every_pick() -> None:
         for _ in range(3):
             await pool.plan(MODEL)
         assert store.reads == 3
+
+    asyncio.run(scenario())
+
+
+class SlowWriteStore(CountingStore):
+    """Writes land in the store at once, but the caller is kept waiting afterwards, as when a write
+    has reached SQLite's thread or Redis and the request is cancelled before the answer comes back."""
+
+    async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
+        await super().set_cooldown(credential_id, model, cooldown)
+        await asyncio.sleep(10)
+
+
+def test_a_change_whose_caller_was_cancelled_mid_write_is_still_seen() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        store = SlowWriteStore(clock=clock)
+        pool = scheduler(store, clock, max_age=3600)
+        assert len(await pool.plan(MODEL)) == 3
+        limited = UpstreamError(Verdict.RATE_LIMITED, 429, "limited", retry_after=30.0)
+        report = asyncio.ensure_future(pool.report_failure(KEYS[0], MODEL, limited))
+        await asyncio.sleep(0.01)
+        report.cancel()  # the client went away while the cooldown was being written
+        with contextlib.suppress(asyncio.CancelledError):
+            await report
+        assert planned_ids(await pool.plan(MODEL)) == {KEYS[1].id, KEYS[2].id}
 
     asyncio.run(scenario())

@@ -203,8 +203,10 @@ class Scheduler:
                         "Google asks to verify this account before use: sign in to it once in a browser "
                         f"(gemini-cli shows the link). {reason}"
                     )
-                await self._store.set_disabled(cred.id, reason)
-                self._changed()
+                try:
+                    await self._store.set_disabled(cred.id, reason)
+                finally:
+                    self._changed()  # also when cancelled mid-write: the store may have it anyway
                 log.error("%s disabled: %s", cred.label, reason)
             case _:
                 # Capacity, 5xx, unreachable: Google's trouble, not the credential's.
@@ -212,11 +214,13 @@ class Scheduler:
 
     async def _cool_project(self, cred: Credential, model: str, cooldown: Cooldown) -> None:
         project = cred.project_key()
-        for other in self.credentials:
-            if other is cred or other.project_key() == project:
-                await self._store.set_cooldown(other.id, model, cooldown)
-                self._struck.add((other.id, model))
-        self._changed()
+        try:
+            for other in self.credentials:
+                if other is cred or other.project_key() == project:
+                    self._struck.add((other.id, model))
+                    await self._store.set_cooldown(other.id, model, cooldown)
+        finally:
+            self._changed()  # also when cancelled mid-write: the store may have it anyway
 
     async def _cooling(self, cred: Credential, model: str, now: float) -> bool:
         return cred.id in (await self._store.pool_state([cred.id], model, now)).cooldowns
@@ -229,12 +233,16 @@ class Scheduler:
             return
         if probe or not await self._cooling(cred, model, self._clock()):
             self._struck.discard((cred.id, model))
-            await self._store.clear_cooldown(cred.id, model)
-            self._changed()
+            try:
+                await self._store.clear_cooldown(cred.id, model)
+            finally:
+                self._changed()
 
     async def enable(self, cred: Credential) -> None:
-        await self._store.clear_disabled(cred.id)
-        self._changed()
+        try:
+            await self._store.clear_disabled(cred.id)
+        finally:
+            self._changed()
 
     async def exhausted(self, model: str) -> ProxyError:
         state = await self.state(model)

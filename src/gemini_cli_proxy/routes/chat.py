@@ -112,9 +112,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         reasoning_output=reasoning_output,
         conversation=conversation_digest(req.messages),
     )
-    # A stream may stay open for minutes: thousands of them should hold their translators, not
-    # every request's body, parsed messages, Gemini request and fetched images.
-    del body, req, gemini_request, fetched
+    # A stream may stay open for minutes: thousands of them should hold their translators, not every
+    # request's parsed messages, Gemini request and fetched images. (The raw body stays cached on
+    # aiohttp's request object, which the stream holds anyway.)
+    del req, gemini_request, fetched
     try:
         return await _relay(request, translator, first, events, fields)
     finally:
