@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -12,7 +15,7 @@ import pytest
 from gemini_cli_proxy.pool.scheduler import seconds_until_quota_reset
 from gemini_cli_proxy.testing import FakeGoogle, Reply
 
-from conftest import Proxy, StartProxy
+from conftest import FakeServer, Proxy, StartProxy
 from support import assert_schema
 
 CHAT = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hello"}]}
@@ -267,3 +270,44 @@ def test_a_client_that_leaves_before_the_answer_is_logged_as_499(
         time.sleep(0.05)
     lines = [record.getMessage() for record in caplog.records if "status=" in record.getMessage()]
     assert len(lines) == 1 and " status=499 " in lines[0], lines
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A loopback address that accepts no connection: its accept queue is full, so a connect hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+def test_a_connect_timeout_fails_over_to_a_credential_that_can_answer(
+    start_proxy: StartProxy, fake: FakeGoogle, fake_server: FakeServer, blackhole: str
+) -> None:
+    """Nothing was sent when the connection never came: like an unreachable Google, the request
+    moves on (here from AI Studio, whose host is out of reach, to Vertex AI)."""
+    proxy = start_proxy(
+        gemini_api_keys=["key-a-11111111"],
+        gemini_api_base_url=blackhole,
+        vertex_api_keys=["AQ.vertex-express-key-000000000000wxyz"],
+        vertex_api_base_url=fake_server.url,
+        proxy_connect_timeout=0.3,
+    )
+    for _ in range(2):  # the rotation starts each of them on a different credential
+        response = post(proxy)
+        assert response.status_code == 200, response.text
+    assert len(fake.generate_requests()) == 2

@@ -20,6 +20,10 @@ async def guarded(call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except UpstreamError:
         raise
+    except aiohttp.ConnectionTimeoutError as exc:
+        # No connection within PROXY_CONNECT_TIMEOUT: nothing was sent, so this is Google (or the
+        # path to it) out of reach, like a refused connection: the next credential may well answer.
+        raise unreachable(type(exc).__name__) from None
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise timed_out(type(exc).__name__) from None
     except aiohttp.ClientError as exc:
