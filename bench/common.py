@@ -202,6 +202,12 @@ def rss_mb(pid: int) -> float | None:
     return None if kb is None else kb / 1024.0
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces): state is [0],
+    ppid [1], utime [11], stime [12]. Raises OSError when the process is gone."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (from /proc/*/stat), e.g. the workers of ``serve --workers N``."""
     found: list[int] = []
@@ -209,8 +215,7 @@ def children(pid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(_stat_fields(entry.name)[1]) == pid:
                 found.append(int(entry.name))
     return found
 
@@ -220,9 +225,24 @@ def cpu_seconds(pids: list[int]) -> float:
     ticks = 0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            fields = _stat_fields(pid)
+            ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """How many CPUs ``pids`` used from its creation to ``cpus()``: CPU time over wall time."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self._pids = pids
+        self._cpu = cpu_seconds(pids)
+        self._wall = time.monotonic()
+
+    def cpus(self) -> float | None:
+        """None when no process was given (the row is not charged with any)."""
+        if not self._pids:
+            return None
+        return (cpu_seconds(self._pids) - self._cpu) / (time.monotonic() - self._wall)
 
 
 def tree_peak_rss_mb(pid: int) -> float | None:

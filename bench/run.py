@@ -48,9 +48,9 @@ from common import (
     OPENAI_PLAIN,
     OPENAI_STREAM,
     OUT_DIR,
+    CpuMeter,
     Processes,
     children,
-    cpu_seconds,
     peak_rss_mb,
     proxy_code_path,
     proxy_env,
@@ -148,19 +148,18 @@ def measure_target(
             target.plain_url, target.plain_body, 1, check_done=False, generator=gen, duration=d, warmup=w
         )
         print(f"  {target.name}: {c} connections, plain", file=log, flush=True)
-        cpu_before, wall_before = cpu_seconds(server_pids or []), time.monotonic()
+        meter = CpuMeter(server_pids or [])
         row.plain = run(
             target.plain_url, target.plain_body, c, check_done=False, generator=gen, duration=d, warmup=w
         )
-        if server_pids:
-            row.plain_cpus = (cpu_seconds(server_pids) - cpu_before) / (time.monotonic() - wall_before)
+        row.plain_cpus = meter.cpus()
     if "stream" not in kinds:
         return row
     print(f"  {target.name}: {c} connections, {settings.chunks}-chunk stream", file=log, flush=True)
     # wrk's Lua response hook (needed to look at the body) costs it ~40% of its streamed throughput, so wrk
     # measures throughput alone and a Python pass checks data: [DONE] and times the first byte.
     uses_wrk = gen == "wrk" or (gen == "auto" and loadgen.wrk_available())
-    cpu_before, wall_before = cpu_seconds(server_pids or []), time.monotonic()
+    meter = CpuMeter(server_pids or [])
     row.stream = run(
         target.stream_url,
         target.stream_body,
@@ -170,8 +169,7 @@ def measure_target(
         duration=d,
         warmup=w,
     )
-    if server_pids:
-        row.stream_cpus = (cpu_seconds(server_pids) - cpu_before) / (time.monotonic() - wall_before)
+    row.stream_cpus = meter.cpus()
     if uses_wrk:
         print(f"  {target.name}: {c} connections, stream, first-byte pass (python)", file=log, flush=True)
         row.stream_ttfb = run(
