@@ -212,6 +212,15 @@ def _throughput(results: Results, settings: Settings) -> list[str]:
                 "`bench/cpu_budget.py`): two workers get twice the CPU of one, and wrk and the fake "
                 "upstream keep enough, so this factor shows how the proxy scales with CPU."
             )
+            one_us, two_us = Row.cpu_us(one.plain_cpus, one.plain), Row.cpu_us(two.plain_cpus, two.plain)
+            if one_us is not None and two_us is not None:
+                # Above 2x means the single capped process was the less efficient one: throttling
+                # stalls all of its connections at once, which short runs show most.
+                text += (
+                    f" CPU per request: {one_us:,.0f} µs for the one process, {two_us:,.0f} µs for the two "
+                    "workers (a factor above 2 comes from that difference, not from better than linear "
+                    "scaling)."
+                )
         else:
             text += (
                 f". On this {os.cpu_count()}-CPU machine the load generator and the fake upstream run on "
