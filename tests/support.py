@@ -18,6 +18,8 @@ import orjson
 import redis
 from aiohttp import web
 
+from gemini_cli_proxy.server import make_runner
+
 FIXTURES = Path(__file__).parent / "fixtures"
 T = TypeVar("T")
 
@@ -35,7 +37,8 @@ class LoopThread:
 
     def start_app(self, app: web.Application) -> tuple[web.AppRunner, str]:
         async def start() -> tuple[web.AppRunner, str]:
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True)
+            # The server's own configuration (its connection protocol and limits), not a plain runner.
+            runner = make_runner(app, grace=1.0, read_timeout=30.0)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from . import drain
 from .catalog import Catalog
 from .middleware import error_middleware, make_auth_middleware
 from .pool.credentials import load_credentials
@@ -136,6 +137,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
     )
     app[RUNTIME] = runtime
+    drain.install(app, settings.proxy_shutdown_grace)
     app.cleanup_ctx.append(_state)
     app.cleanup_ctx.append(_upstream_session)
     service.register(app)

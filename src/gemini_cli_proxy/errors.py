@@ -58,10 +58,16 @@ def invalid_api_key() -> ProxyError:
     )
 
 
+def shown(value: str, limit: int = 100) -> str:
+    """A client's value as an error message quotes it: whole when short, cut when not (a message
+    must not grow with whatever a client sends)."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+
+
 def model_not_found(model: str) -> ProxyError:
     return ProxyError(
         404,
-        f"The model '{model}' does not exist or you do not have access to it.",
+        f"The model '{shown(model)}' does not exist or you do not have access to it.",
         param="model",
         code="model_not_found",
     )
@@ -74,11 +80,13 @@ def request_too_large(limit: int) -> ProxyError:
 
 
 def not_found_route(path: str) -> ProxyError:
-    return ProxyError(404, f"Unknown route: {path}", code="unknown_url")
+    return ProxyError(404, f"Unknown route: {shown(path)}", code="unknown_url")
 
 
 def method_not_allowed(method: str, path: str) -> ProxyError:
-    return ProxyError(405, f"Method {method} is not allowed on {path}.", code="method_not_allowed")
+    return ProxyError(
+        405, f"Method {shown(method)} is not allowed on {shown(path)}.", code="method_not_allowed"
+    )
 
 
 def permission_denied(message: str) -> ProxyError:
@@ -100,6 +108,34 @@ def upstream_timeout(message: str) -> ProxyError:
 
 def no_credentials(message: str) -> ProxyError:
     return ProxyError(503, message, type=SERVER_ERROR, code="no_credentials")
+
+
+class ConnectionClosingError(ProxyError):
+    """An error after which the connection closes: the rest of the request was never read, so the
+    bytes after the error are not the start of a next request."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Connection": "close"}
+
+
+def request_timeout(seconds: float) -> ProxyError:
+    return ConnectionClosingError(
+        408, f"The request body did not arrive within {seconds:g} seconds.", code="request_timeout"
+    )
+
+
+def invalid_http_request(reason: str) -> ProxyError:
+    return ConnectionClosingError(400, f"Malformed HTTP request: {reason}.", code="invalid_http_request")
+
+
+def shutting_down() -> ProxyError:
+    return ProxyError(
+        503,
+        "The server is shutting down and could not finish this request; send it again.",
+        type=SERVER_ERROR,
+        code="shutting_down",
+        retry_after=1,
+    )
 
 
 def internal_error() -> ProxyError:

@@ -14,10 +14,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from . import errors
+from .drain import DRAIN, ENDING_SECONDS
 from .errors import ProxyError
 from .logconfig import batched_handler
+from .sse import DONE, encode_event
 
 log = logging.getLogger("gemini_cli_proxy.access")
 
@@ -26,6 +29,9 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 OPEN_PATHS = frozenset({"/health"})
 # Handlers put what the access line should say about a request under this key.
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
+# A handler that has begun a stream puts its response here: from then on an error is an event in
+# that stream, never a second response on the same connection.
+OPEN_STREAM = web.RequestKey("open_stream", web.StreamResponse)
 
 
 def error_response(error: ProxyError, request_id: str = "") -> web.Response:
@@ -62,6 +68,26 @@ def _access_line(request: web.Request, status: int, started: float, request_id: 
         log.info("%s", message)
 
 
+async def end_stream(response: web.StreamResponse, error: ProxyError, fields: dict[str, Any]) -> None:
+    """End a stream that has begun with `error` as its last event, then `[DONE]`; a client too slow
+    to take it within a moment (or gone) is left as it is."""
+    fields["stream_error"] = repr(error.message)
+    try:
+        async with asyncio.timeout(ENDING_SECONDS):
+            await response.write(encode_event(error.body()) + DONE)
+    except (ConnectionError, TimeoutError, RuntimeError):  # RuntimeError: aiohttp's "closed" write
+        fields["client"] = "disconnected"
+
+
+async def _answer(request: web.Request, error: ProxyError, request_id: str) -> web.StreamResponse:
+    """`error` as a response, or as the last event of the stream the handler had begun."""
+    stream: web.StreamResponse | None = request.get(OPEN_STREAM)
+    if stream is None:
+        return error_response(error, request_id)
+    await end_stream(stream, error, request[LOG_FIELDS])
+    return stream
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -71,6 +97,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request_id = offered if _SAFE_ID.fullmatch(offered) else os.urandom(16).hex()
     request[LOG_FIELDS] = {}
     status = 500
+    drain = request.app[DRAIN]
+    task = asyncio.current_task()
+    if task is not None:
+        drain.track(task)
     try:
         response = await handler(request)
         status = response.status
@@ -81,18 +111,28 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = exc.status
         if exc.status >= 500 or exc.status == 429:
             request[LOG_FIELDS]["error"] = repr(exc.message)
-        return error_response(exc, request_id)
+        return await _answer(request, exc, request_id)
     except web.HTTPException as exc:
         error = _from_http_exception(exc, request)
         status = error.status
-        return error_response(error, request_id)
+        return await _answer(request, error, request_id)
+    except RequestPayloadError:
+        # The body itself is broken (e.g. its gzip cannot be decoded): the client's, not a bug of ours.
+        error = errors.invalid_http_request("the body could not be decoded")
+        status = error.status
+        return await _answer(request, error, request_id)
     except asyncio.CancelledError:
+        if drain.ended():
+            status = 503
+            return await _answer(request, errors.shutting_down(), request_id)
         status = 499  # the client went away first (nginx's code for it)
         raise
     except Exception:
         log.exception("request_id=%s unhandled error", request_id)
-        return error_response(errors.internal_error(), request_id)
+        return await _answer(request, errors.internal_error(), request_id)
     finally:
+        if task is not None:
+            drain.untrack(task)
         if log.isEnabledFor(logging.INFO):
             _access_line(request, status, started, request_id)
 

@@ -11,7 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
+from .drain import ENDING_SECONDS
+from .http_protocol import ProxyAppRunner
 from .logconfig import FLUSH_INTERVAL_SECONDS, flush_handlers
+from .settings import Settings
 
 
 def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -42,12 +45,32 @@ async def _until_signalled() -> None:
     print("shutting down: draining in-flight requests", file=sys.stderr, flush=True)
 
 
-def _runner(app: web.Application, grace: float) -> web.AppRunner:
-    return web.AppRunner(app, access_log=None, shutdown_timeout=grace, handler_cancellation=True)
+def read_timeout_of(app: web.Application) -> float:
+    """The PROXY_REQUEST_READ_TIMEOUT of the settings the app was built from; the default for an app built
+    without settings (the fake Google)."""
+    from .runtime import RUNTIME  # here: the runtime imports the whole proxy, which `--help` need not load
+
+    runtime = app.get(RUNTIME)
+    if runtime is not None:
+        return runtime.settings.proxy_request_read_timeout
+    default: float = Settings.model_fields["proxy_request_read_timeout"].default
+    return default
+
+
+def make_runner(app: web.Application, grace: float, read_timeout: float) -> web.AppRunner:
+    # The app's Drain ends what still runs when the grace is over (see drain.py); aiohttp waits a
+    # little longer than that, so that those requests can write their endings before it cuts them.
+    return ProxyAppRunner(
+        app,
+        read_timeout=read_timeout,
+        access_log=None,
+        shutdown_timeout=grace + ENDING_SECONDS + 0.25,
+        handler_cancellation=True,
+    )
 
 
 async def serve_until_signalled(app: web.Application, host: str, port: int, *, grace: float) -> None:
-    runner = _runner(app, grace)
+    runner = make_runner(app, grace, read_timeout_of(app))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=2048)
@@ -66,7 +89,7 @@ async def serve_socket(
     app: web.Application, sock: socket.socket, *, grace: float, on_ready: Callable[[], None]
 ) -> None:
     """Serve on an already listening socket (a worker of `serve --workers N`)."""
-    runner = _runner(app, grace)
+    runner = make_runner(app, grace, read_timeout_of(app))
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -137,3 +138,35 @@ def test_a_port_in_use_is_one_clear_line(fake_process: str) -> None:
     assert done.returncode == 2
     expected = f"gemini-cli-proxy: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert done.stderr.strip() == expected
+
+
+def _closed_within(port: int, limit: float) -> float:
+    """Seconds until the server closes a connection that sent half a request line; fails after `limit`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/comp")
+        started = time.monotonic()
+        sock.settimeout(limit)
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        except TimeoutError:
+            raise AssertionError(f"the connection was still open after {limit} s") from None
+        return time.monotonic() - started
+
+
+def test_serve_applies_the_request_read_timeout() -> None:
+    process, url = _start(
+        ["serve", "--port", "0"],
+        {
+            "GEMINI_API_KEYS": "k-123456789",
+            "PROXY_STATE_URL": "memory://",
+            "PROXY_REQUEST_READ_TIMEOUT": "0.5",
+        },
+    )
+    try:
+        assert _closed_within(int(url.rsplit(":", 1)[1]), 5) < 3
+        assert httpx.get(f"{url}/health").status_code == 200
+    finally:
+        assert _stop(process) == 0

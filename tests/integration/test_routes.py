@@ -191,3 +191,34 @@ def test_every_response_has_a_request_id(proxy: Proxy) -> None:
     assert httpx.get(f"{proxy.url}/v1/models").headers["x-request-id"]
     echoed = httpx.get(f"{proxy.url}/v1/models", headers={"x-request-id": "abc123"})
     assert echoed.headers["x-request-id"] == "abc123"
+
+
+def test_every_v1_route_also_answers_without_the_prefix(proxy: Proxy) -> None:
+    routes = {
+        (route.method, info.get("formatter") or info.get("path"))
+        for route in proxy.app.router.routes()
+        if (info := route.resource.get_info() if route.resource else {})
+    }
+    prefixed = {(method, path) for method, path in routes if path and path.startswith("/v1/")}
+    assert prefixed, routes
+    missing = {
+        (method, path) for method, path in prefixed if (method, path.removeprefix("/v1")) not in routes
+    }
+    assert not missing
+
+
+@pytest.mark.parametrize("path", ["/debug/credentials", "/debug/cache", "/token-test", "/test"])
+def test_debug_routes_answer_without_the_prefix(keyed: Proxy, path: str) -> None:
+    headers = {"Authorization": "Bearer sk-first-key"}
+    assert httpx.get(f"{keyed.url}{path}", timeout=30).status_code == 401
+    response = httpx.get(f"{keyed.url}{path}", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "list"
+
+
+def test_an_unknown_model_of_any_length_is_quoted_short(proxy: Proxy, fake: FakeGoogle) -> None:
+    body = {"model": "m" * 100_000, "messages": [{"role": "user", "content": "x"}]}
+    response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 404
+    assert len(response.content) < 1000 and "(100000 characters)" in response.json()["error"]["message"]
+    assert not fake.generate_requests()

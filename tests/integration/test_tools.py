@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -465,3 +466,112 @@ def test_googles_call_ids_are_echoed_on_call_and_response(client: openai.OpenAI,
     assert contents[1]["parts"][0]["functionCall"]["id"] == google_id
     assert contents[1]["parts"][0]["thoughtSignature"] == part["thoughtSignature"]
     assert contents[2]["parts"][0]["functionResponse"]["id"] == google_id
+
+
+def _post_raw(proxy: Proxy, body: str) -> httpx.Response:
+    """Posts `body` as written: orjson (and json) cannot write some of the numbers under test."""
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}
+    )
+
+
+def _no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert bad == [], [r.getMessage() for r in bad]
+
+
+HUGE = "18446744073709551616"  # 2**64: one more than orjson can write
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        (
+            '"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", '
+            f'"properties": {{"x": {{"type": "integer", "maximum": {HUGE}}}}}}}}}}}]',
+            "tools[0].function.parameters.properties.x.maximum",
+        ),
+        (
+            f'"functions": [{{"name": "f", "parameters": {{"minimum": -{HUGE}{HUGE}}}}}]',
+            "functions[0].parameters.minimum",
+        ),
+        (f'"max_tokens": {HUGE}', "max_tokens"),
+        (
+            '"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": '
+            '{"type": "number", "maximum": 1e400}}}',
+            "response_format.json_schema.schema.maximum",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_numbers_google_cannot_be_sent_are_400_not_500(
+    proxy: Proxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture, extra: str, param: str, stream: str
+) -> None:
+    body = (
+        f'{{"model": "gemini-2.5-flash", "stream": {stream}, '
+        f'"messages": [{{"role": "user", "content": "x"}}], {extra}}}'
+    )
+    response = _post_raw(proxy, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    assert fake.generate_requests() == []
+    _no_errors_logged(caplog)
+
+
+def _call_history(arguments: str, result: str) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "x"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "a", "content": result},
+    ]
+
+
+DEEP_OBJECT = '{"a":' * 300 + "1" + "}" * 300  # orjson reads 1024 levels, writes only 255
+
+
+@pytest.mark.parametrize("arguments", [DEEP_OBJECT, '{"a": ' + "[" * 300 + "]" * 300 + "}"])
+def test_tool_call_arguments_nested_too_deep_are_400(
+    proxy: Proxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture, arguments: str
+) -> None:
+    body = {"model": "gemini-2.5-flash", "messages": _call_history(arguments, "ok"), "tools": [WEATHER_TOOL]}
+    response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "messages[1].tool_calls[0].function.arguments"
+    assert "deeper than 128 levels" in error["message"]
+    assert fake.generate_requests() == []
+    _no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("result", [DEEP_OBJECT, "[" * 300 + "]" * 300, '{"x": 1e400}', '{"x": NaN}'])
+def test_tool_results_gemini_cannot_take_as_json_go_as_text(
+    proxy: Proxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture, result: str
+) -> None:
+    body = {"model": "gemini-2.5-flash", "messages": _call_history("{}", result), "tools": [WEATHER_TOOL]}
+    response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    (sent,) = fake.generate_requests()
+    answer = sent.request["contents"][2]["parts"][0]["functionResponse"]["response"]
+    assert answer == {"output": result}  # the exact text: nothing rounded or lost
+    _no_errors_logged(caplog)
+
+
+def test_integers_beyond_64_bits_in_tool_json_go_as_numbers(
+    proxy: Proxy, fake: FakeGoogle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """orjson reads them as floats: the double Google's Struct would have made of them anyway."""
+    history = _call_history(f'{{"city": {HUGE}}}', f'{{"id": -{HUGE}}}')
+    body = {"model": "gemini-2.5-flash", "messages": history, "tools": [WEATHER_TOOL]}
+    response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    (sent,) = fake.generate_requests()
+    contents = sent.request["contents"]
+    assert contents[1]["parts"][0]["functionCall"]["args"] == {"city": float(2**64)}
+    assert contents[2]["parts"][0]["functionResponse"]["response"] == {"id": -float(2**64)}
+    _no_errors_logged(caplog)

@@ -432,3 +432,46 @@ def test_bad_inline_media_is_a_400_naming_the_part(
     error = refused(proxy, user(part))
     assert (error["param"], error["code"]) == (param, code)
     assert fake.generate_requests() == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("part", "param", "code"),
+    [
+        (
+            image_part(f"data:image/png;base64,{b64(PNG + bytes(SMALL_LIMIT))}"),
+            "messages[0].content[1].image_url.url",
+            "image_too_large",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": b64(WAV + bytes(SMALL_LIMIT)), "format": "wav"}},
+            "messages[0].content[1].input_audio.data",
+            "audio_too_large",
+        ),
+        (
+            {"type": "file", "file": {"file_data": b64(PDF_BYTES + bytes(SMALL_LIMIT)), "filename": "a.pdf"}},
+            "messages[0].content[1].file.file_data",
+            "file_too_large",
+        ),
+    ],
+)
+def test_inline_media_over_the_image_limit_is_a_400_naming_the_part(
+    start_proxy: StartProxy, fake: FakeGoogle, part: dict[str, Any], param: str, code: str, stream: bool
+) -> None:
+    """The same PROXY_MAX_IMAGE_BYTES that caps a fetched image caps what a client sends inline."""
+    proxy = start_proxy(proxy_max_image_bytes=SMALL_LIMIT)
+    error = refused(proxy, user(part), stream)
+    assert (error["param"], error["code"]) == (param, code)
+    assert f"larger than the limit of {SMALL_LIMIT} bytes" in error["message"]
+    assert fake.generate_requests() == []
+    # Just under the limit, the same part goes through.
+    small = user(image_part(f"data:image/png;base64,{b64(PNG + bytes(SMALL_LIMIT - len(PNG)))}"))
+    assert ask(proxy, small, stream) == "Echo: what is this?"
+
+
+def test_a_data_uri_over_the_default_20_mib_is_refused(proxy: Proxy, fake: FakeGoogle) -> None:
+    limit = proxy.settings.proxy_max_image_bytes
+    assert limit == 20 * 1024 * 1024
+    error = refused(proxy, user(image_part(f"data:image/png;base64,{b64(PNG + bytes(limit))}")))
+    assert error["param"] == "messages[0].content[1].image_url.url" and error["code"] == "image_too_large"
+    assert fake.generate_requests() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -69,7 +70,11 @@ def read_response(sock: socket.socket) -> bytes:
 
 
 def start_workers(
-    fake_server: FakeServer, tmp_path: Path, port: int = 0, log_level: str = "warning"
+    fake_server: FakeServer,
+    tmp_path: Path,
+    port: int = 0,
+    log_level: str = "warning",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -77,6 +82,7 @@ def start_workers(
         "GEMINI_API_BASE_URL": fake_server.url,
         "PROXY_STATE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
         "PROXY_LOG_LEVEL": log_level,
+        **(extra_env or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "gemini_cli_proxy", "serve", "--port", str(port), "--workers", "2"],
@@ -170,3 +176,26 @@ def test_the_requests_a_worker_drains_at_shutdown_are_logged(
         client.close()
     assert process.wait(timeout=30) == 0
     assert "path=/v1/chat/completions status=200" in process.stderr.read()
+
+
+def test_every_worker_applies_the_request_read_timeout(fake_server: FakeServer, tmp_path: Path) -> None:
+    process = start_workers(fake_server, tmp_path, extra_env={"PROXY_REQUEST_READ_TIMEOUT": "0.5"})
+    assert process.stdout is not None
+    clients: list[socket.socket] = []
+    try:
+        port = port_of(process.stdout.readline().strip())
+        # 16 connections: all of them on one worker is a 1-in-30,000 chance, so both workers are tested.
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(CONNECTIONS)]
+        for client in clients:
+            client.sendall(b"POST /v1/chat/comp")  # half a request line, then nothing
+        started = time.monotonic()
+        for client in clients:
+            client.settimeout(max(0.1, started + 5 - time.monotonic()))
+            with contextlib.suppress(ConnectionResetError):
+                assert client.recv(65536) == b""
+        assert time.monotonic() - started < 3
+    finally:
+        for client in clients:
+            client.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

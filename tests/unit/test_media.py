@@ -314,3 +314,67 @@ def test_guarded_resolver_drops_refused_addresses_and_refuses_names_with_none_le
 
     asyncio.run(scenario())
     assert inner.closed
+
+
+# The size cap on inline media (PROXY_MAX_IMAGE_BYTES, as for fetched images)
+
+LIMIT = 300
+
+
+def _wrapped(text: str) -> str:
+    """MIME-style base64: lines of 76 characters."""
+    return "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+
+
+@pytest.mark.parametrize(
+    ("part", "param", "code"),
+    [
+        (
+            image(f"data:image/png;base64,{b64(PNG + bytes(LIMIT))}"),
+            f"{PARAM}.image_url.url",
+            "image_too_large",
+        ),
+        (image("data:image/gif," + "%00" * (LIMIT + 1)), f"{PARAM}.image_url.url", "image_too_large"),
+        (
+            image(f"data:image/png;base64,{_wrapped(b64(PNG + bytes(LIMIT)))}"),
+            f"{PARAM}.image_url.url",
+            "image_too_large",
+        ),
+        (audio(b64(bytes(LIMIT + 1)), "wav"), f"{PARAM}.input_audio.data", "audio_too_large"),
+        (file(file_data=b64(PDF_BYTES + bytes(LIMIT))), f"{PARAM}.file.file_data", "file_too_large"),
+        (
+            file(file_data=f"data:application/pdf;base64,{b64(PDF_BYTES + bytes(LIMIT))}"),
+            f"{PARAM}.file.file_data",
+            "file_too_large",
+        ),
+        # Far over the limit: refused from its length, before it is even decoded (it is not base64).
+        (image("data:image/png;base64," + "!" * (LIMIT * 4)), f"{PARAM}.image_url.url", "image_too_large"),
+        (audio("!" * (LIMIT * 4), "wav"), f"{PARAM}.input_audio.data", "audio_too_large"),
+    ],
+)
+def test_inline_media_over_the_size_limit_is_refused_naming_the_part(
+    part: ImagePart | AudioPart | FilePart, param: str, code: str
+) -> None:
+    with pytest.raises(ProxyError) as caught:
+        media_part(part, PARAM, {}, max_bytes=LIMIT)
+    error = caught.value
+    assert (error.status, error.param, error.code) == (400, param, code)
+    assert f"larger than the limit of {LIMIT} bytes" in error.message and param in error.message
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_inline_media_at_the_size_limit_passes(wrap: bool) -> None:
+    png, wav, pdf = PNG + bytes(LIMIT - len(PNG)), bytes(LIMIT), PDF_BYTES + bytes(LIMIT - len(PDF_BYTES))
+
+    def sent(text: str) -> str:
+        return _wrapped(text) if wrap else text
+
+    parts: list[ImagePart | AudioPart | FilePart] = [
+        image(f"data:image/png;base64,{sent(b64(png))}"),
+        image("data:image/png," + "".join(f"%{byte:02X}" for byte in png)),
+        audio(sent(b64(wav)), "wav"),
+        file(file_data=sent(b64(pdf)), filename="a.pdf"),
+    ]
+    results = [media_part(part, PARAM, {}, max_bytes=LIMIT) for part in parts]
+    decoded = [base64.b64decode(result["inlineData"]["data"]) for result in results]
+    assert decoded == [png, png, wav, pdf]

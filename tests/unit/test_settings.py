@@ -113,3 +113,13 @@ def test_default_oauth_file_is_used_when_present(tmp_path: Path, monkeypatch: py
     assert load_settings().oauth_cred_paths() == (creds,)
     monkeypatch.setenv("GEMINI_OAUTH_CREDS", "")
     assert load_settings().oauth_cred_paths() == ()
+
+
+def test_request_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().proxy_request_read_timeout == 30.0
+    monkeypatch.setenv("PROXY_REQUEST_READ_TIMEOUT", "2.5")
+    assert load_settings().proxy_request_read_timeout == 2.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("PROXY_REQUEST_READ_TIMEOUT", bad)
+        with pytest.raises(ValueError):
+            load_settings()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemini_cli_proxy.sse import DONE, SSEDecoder, encode_event
+from gemini_cli_proxy.sse import DONE, EventTooLarge, SSEDecoder, encode_event
 
 from support import recording
 
@@ -124,3 +125,24 @@ def test_encode_event_round_trips_and_done_marker() -> None:
     assert encoded.startswith(b"data: ") and encoded.endswith(b"\n\n") and encoded.count(b"\n") == 2
     assert [orjson.loads(e) for e in _decode([encoded])] == [payload]
     assert DONE == b"data: [DONE]\n\n"
+
+
+def test_an_event_over_the_limit_is_refused_and_holds_no_more_than_the_limit() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    assert decoder.feed(b"data: " + b"x" * 500) == []
+    with pytest.raises(EventTooLarge):
+        for _ in range(10):
+            decoder.feed(b"y" * 100)
+    # Many short data lines of one event that never ends count together.
+    decoder = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(EventTooLarge):
+        for _ in range(100):
+            decoder.feed(b"data: " + b"z" * 50 + b"\n")
+
+
+def test_an_event_at_the_limit_passes_and_the_limit_is_per_event() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    for _ in range(5):  # five events of 1000 bytes: fine, each on its own
+        payload = b"x" * 1000
+        pieces = [b"data: " + payload[:300], payload[300:700], payload[700:] + b"\r\n\r\n"]
+        assert [e for piece in pieces for e in decoder.feed(piece)] == [payload]

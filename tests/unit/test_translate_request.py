@@ -9,6 +9,7 @@ import pytest
 
 from gemini_cli_proxy.catalog import Catalog
 from gemini_cli_proxy.errors import ProxyError
+from gemini_cli_proxy.testing.fake_validation import validate_generate_request
 from gemini_cli_proxy.translate.media import InlineData
 from gemini_cli_proxy.translate.request import to_gemini_request
 from gemini_cli_proxy.wire.openai import parse_chat_request
@@ -160,4 +161,168 @@ def test_fetched_image_urls_are_taken_from_the_media_map() -> None:
 def test_text_response_format_and_auto_tool_choice_are_fine() -> None:
     translate(
         messages=[{"role": "user", "content": "x"}], response_format={"type": "text"}, tool_choice="auto"
+    )
+
+
+@pytest.mark.parametrize("seed", [2**63 - 1, -(2**63), 2**31, -(2**31), 7])
+def test_any_openai_seed_is_folded_into_geminis_int32(seed: int) -> None:
+    config = translate(messages=[{"role": "user", "content": "x"}], seed=seed)["generationConfig"]
+    assert -(2**31) <= config["seed"] < 2**31
+
+
+def test_tool_call_arguments_too_deep_for_gemini_are_refused_and_results_go_as_text() -> None:
+    deep = '{"a":' * 200 + "1" + "}" * 200
+
+    def history(arguments: str) -> list[dict[str, Any]]:
+        call = {"id": "a", "type": "function", "function": {"name": "f", "arguments": arguments}}
+        return [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "a", "content": deep},
+        ]
+
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    error = refused(messages=history(deep), tools=tools)
+    assert error.param == "messages[1].tool_calls[0].function.arguments"
+    sent = orjson.loads(orjson.dumps(translate(messages=history("{}"), tools=tools)))
+    assert sent["contents"][2]["parts"][0]["functionResponse"]["response"] == {"output": deep}
+
+
+def _call(call_id: str, name: str = "f") -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+
+
+def _answer(call_id: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": "ok"}
+
+
+USER = {"role": "user", "content": "x"}
+TOOLS = [{"type": "function", "function": {"name": "f"}}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        # One of two calls answered, then the user speaks: Google counts 1 answer for 2 calls.
+        (
+            [USER, {"role": "assistant", "tool_calls": [_call("a"), _call("b")]}, _answer("a"), USER],
+            "messages[1].tool_calls[1]",
+        ),
+        ([USER, {"role": "assistant", "tool_calls": [_call("a")]}, USER], "messages[1].tool_calls[0]"),
+        (
+            [USER, {"role": "assistant", "tool_calls": [_call("a")]}, _answer("a"), _answer("a")],
+            "messages[3].tool_call_id",
+        ),
+        # An answer to an older turn's call, slipped into a later turn.
+        (
+            [
+                USER,
+                {"role": "assistant", "tool_calls": [_call("a")]},
+                _answer("a"),
+                {"role": "assistant", "tool_calls": [_call("b")]},
+                _answer("b"),
+                _answer("a"),
+            ],
+            "messages[5].tool_call_id",
+        ),
+        (
+            [
+                USER,
+                {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
+                {"role": "user", "content": "no answer"},
+            ],
+            "messages[1].function_call",
+        ),
+    ],
+)
+def test_tool_calls_need_exactly_one_answer_each_before_the_next_turn(
+    messages: list[dict[str, Any]], param: str
+) -> None:
+    """What Google refuses with a 400 that names nothing, refused first with the call or answer named."""
+    error = refused(messages=messages, tools=TOOLS)
+    assert (error.param, error.code) == (param, "invalid_value")
+    assert param in error.message
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [
+            USER,
+            {"role": "assistant", "tool_calls": [_call("a"), _call("b")]},
+            _answer("b"),
+            _answer("a"),
+            USER,
+        ],
+        [USER, {"role": "assistant", "tool_calls": [_call("a")]}],  # the last turn: nothing answers yet
+        # Calls of consecutive assistant messages form one turn, answered together.
+        [
+            USER,
+            {"role": "assistant", "tool_calls": [_call("a")]},
+            {"role": "assistant", "content": "and", "tool_calls": [_call("b")]},
+            _answer("a"),
+            _answer("b"),
+        ],
+        # An answer that follows no calls is Google's to judge, as before.
+        [USER, {"role": "tool", "tool_call_id": "zz", "name": "f", "content": "ok"}],
+    ],
+)
+def test_well_answered_tool_calls_pass(messages: list[dict[str, Any]]) -> None:
+    sent = translate(messages=messages, tools=TOOLS)
+    assert validate_generate_request(sent, model="gemini-2.5-flash") is None  # nor does Google refuse it
+
+
+@pytest.mark.parametrize(
+    ("tools", "functions", "param"),
+    [
+        (
+            [{"type": "function", "function": {"name": "f", "parameters": "object"}}],
+            None,
+            "tools[0].function.parameters",
+        ),
+        (
+            [{"type": "function", "function": {"name": "f", "parameters": [{"type": "object"}]}}],
+            None,
+            "tools[0].function.parameters",
+        ),
+        (
+            [{"type": "function", "function": {"name": "f", "description": 5}}],
+            None,
+            "tools[0].function.description",
+        ),
+        (None, [{"name": "f", "parameters": True}], "functions[0].parameters"),
+        (None, [{"name": "f", "description": ["d"]}], "functions[0].description"),
+    ],
+)
+def test_tool_fields_of_the_wrong_type_are_refused_not_dropped(
+    tools: Any, functions: Any, param: str
+) -> None:
+    """A schema silently dropped would let the model call the tool with arguments of its own making."""
+    extra = {"tools": tools} if tools is not None else {"functions": functions}
+    error = refused(messages=[{"role": "user", "content": "x"}], **extra)
+    assert (error.param, error.code) == (param, "invalid_value")
+
+
+def test_null_tool_fields_count_as_absent() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "description": None, "parameters": None}}]
+    sent = translate(messages=[{"role": "user", "content": "x"}], tools=tools)
+    assert sent["tools"] == [{"functionDeclarations": [{"name": "f"}]}]
+
+
+def test_a_legacy_function_without_a_name_is_named_where_it_is() -> None:
+    # The legacy list holds the functions themselves: no `.function` in the path.
+    error = refused(messages=[{"role": "user", "content": "x"}], functions=[{"parameters": {}}])
+    assert error.param == "functions[0].name"
+    error = refused(messages=[{"role": "user", "content": "x"}], tools=[{"type": "function", "function": {}}])
+    assert error.param == "tools[0].function.name"
+
+
+def test_legacy_function_call_arguments_are_named_where_they_are() -> None:
+    messages = [
+        USER,
+        {"role": "assistant", "function_call": {"name": "f", "arguments": "{oops"}},
+        {"role": "function", "name": "f", "content": "ok"},
+    ]
+    assert (
+        refused(messages=messages, functions=[{"name": "f"}]).param == "messages[1].function_call.arguments"
     )

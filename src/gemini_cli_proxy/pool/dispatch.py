@@ -8,16 +8,18 @@ They are bounded by a number of attempts and a total deadline, and failures that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProxyError
+from ..redact import scrub
 from ..upstream.aistudio import AiStudioClient
 from ..upstream.codeassist import CodeAssistClient
-from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
+from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, timed_out, to_proxy_error
 from ..upstream.vertex import VertexClient
 from .credentials import ApiKeyCredential, Credential, OAuthCredential, VertexKeyCredential
 from .scheduler import Scheduler
@@ -26,7 +28,8 @@ from .usage import UsageRecorder
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
 _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
 
-Events = AsyncIterator[list[dict[str, Any]]]  # batches of Google events, one per network read
+_OUT_OF_TIME = "retry_deadline"  # the reason of the timeout that waiting() raises
+Events = AsyncGenerator[list[dict[str, Any]], None]  # batches of Google events, one per network read
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,8 @@ class Gateway:
             if attempts.skip(cred):
                 continue
             try:
-                reply = await self._generate(cred, model, request)
+                async with attempts.waiting():
+                    reply = await self._generate(cred, model, request)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure)
                 continue
@@ -85,15 +89,17 @@ class Gateway:
             else:
                 events = self._vertex.stream(cred, model, request)
             try:
-                first = await anext(events)
+                async with attempts.waiting():
+                    first = await anext(events)
             except StopAsyncIteration:
                 await attempts.failed(cred, garbage("the stream ended before its first event"))
                 continue
             except UpstreamError as failure:
+                await events.aclose()
                 await attempts.failed(cred, failure)
                 continue
             await self._scheduler.report_success(cred, model)
-            return first, events, cred
+            return first, _scrubbed(events, cred), cred
         raise await attempts.give_up()
 
     async def _generate(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +112,11 @@ class Gateway:
     async def generate_with(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
         """One call through exactly this credential, outside the pool's rotation (debug tests).
         Its success is a probe: it ends the credential's cooldown for that model early."""
-        reply = await self._generate(cred, model, request)
+        try:
+            reply = await self._generate(cred, model, request)
+        except UpstreamError as failure:
+            scrub_failure(failure, cred)
+            raise
         await self._scheduler.report_success(cred, model, probe=True)
         return reply
 
@@ -114,15 +124,37 @@ class Gateway:
         """A valid access token for a token-based credential (refreshed if needed); None for keys."""
         if isinstance(cred, ApiKeyCredential | VertexKeyCredential):
             return None
-        if isinstance(cred, OAuthCredential):
-            return await self._codeassist.access_token(cred)
-        return await self._vertex.access_token(cred)
+        try:
+            if isinstance(cred, OAuthCredential):
+                return await self._codeassist.access_token(cred)
+            return await self._vertex.access_token(cred)
+        except UpstreamError as failure:
+            scrub_failure(failure, cred)
+            raise
 
     def _attempts(self, model: str) -> _Attempts:
         return _Attempts(self._scheduler, self._usage, self._retry, self._random, model)
 
     def record(self, cred: Credential, model: str, *, tokens_in: int = 0, tokens_out: int = 0) -> None:
         self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
+
+
+def scrub_failure(failure: UpstreamError, cred: Credential) -> None:
+    """Every text of Google's is scrubbed where it is parsed; this is the second line, at the one
+    place every failure of every credential kind passes, so that no path can miss the secrets."""
+    failure.message = scrub(failure.message, cred.secrets())
+
+
+async def _scrubbed(events: Events, cred: Credential) -> Events:
+    """The rest of a stream; a failure in it is scrubbed of the credential's secrets like any other."""
+    try:
+        async for batch in events:
+            yield batch
+    except UpstreamError as failure:
+        scrub_failure(failure, cred)
+        raise
+    finally:
+        await events.aclose()
 
 
 class _Attempts:
@@ -148,7 +180,31 @@ class _Attempts:
         """A credential whose project this request just saw rate limited shares that limit."""
         return cred.project_key() in self._cooled_projects
 
+    @contextlib.asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        """Bounds the wait for an attempt's first byte. The first attempt has the upstream timeout
+        (a long generation is normal); a retry has only what is left of the retry deadline, so a
+        request that failed once does not wait for another credential past it."""
+        if self._count == 0:
+            yield
+            return
+        try:
+            async with asyncio.timeout(self._deadline - time.monotonic()) as limit:
+                yield
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            late = timed_out(
+                f"No credential answered within the retry deadline of {self._policy.deadline_seconds:g} s"
+            )
+            late.reason = _OUT_OF_TIME
+            raise late from None
+
     async def failed(self, cred: Credential, failure: UpstreamError) -> None:
+        scrub_failure(failure, cred)
+        if failure.reason == _OUT_OF_TIME:
+            # Our own retry deadline ran out while waiting: nothing is known against the credential.
+            raise to_proxy_error(failure)
         await self._scheduler.report_failure(cred, self._model, failure)
         self._usage.record(cred.id, self._model, error=f"{failure.status} {failure.verdict.value}")
         if failure.verdict not in RETRY_ELSEWHERE:

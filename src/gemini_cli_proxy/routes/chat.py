@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .. import errors
 from ..errors import ProxyError
-from ..middleware import LOG_FIELDS
+from ..middleware import LOG_FIELDS, OPEN_STREAM, end_stream
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
 from ..translate.media import media_urls
@@ -73,6 +73,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         known_signatures=await runtime.signatures.lookup(keys, shared=info.thinking == "level")
         if keys
         else None,
+        max_media_bytes=runtime.settings.proxy_max_image_bytes,
     )
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
@@ -138,12 +139,15 @@ async def _relay(
     request: web.Request,
     translator: StreamTranslator,
     first: list[dict[str, Any]],
-    events: AsyncIterator[list[dict[str, Any]]],
+    events: AsyncGenerator[list[dict[str, Any]], None],
     fields: dict[str, Any],
 ) -> web.StreamResponse:
-    """Send the stream. Past this point nothing is retried: the client has bytes already."""
+    """Send the stream. Past this point nothing is retried: the client has bytes already. What
+    goes wrong from here ends the stream with an error event (here, or in the error middleware
+    for what this does not expect), never with a second response."""
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
+    request[OPEN_STREAM] = response
     try:
         # One write per upstream read: few syscalls, and aiohttp's write applies back-pressure,
         # so a slow client slows the upstream read instead of making the proxy buffer.
@@ -154,26 +158,16 @@ async def _relay(
                 await response.write(payload)
         await response.write(_encode(translator.finish()) + DONE)
     except UpstreamError as failure:
-        await _stream_error(response, to_proxy_error(failure), fields)
+        await end_stream(response, to_proxy_error(failure), fields)
     except ProxyError as failure:
-        await _stream_error(response, failure, fields)
-    except (ConnectionResetError, ConnectionError):
-        fields["client"] = "disconnected"
-    finally:
-        close = getattr(events, "aclose", None)
-        if close is not None:
-            await close()  # releases the upstream connection, also when the client went away
-    if translator.notes:
-        fields["gemini"] = repr("; ".join(translator.notes))
-    return response
-
-
-async def _stream_error(response: web.StreamResponse, error: ProxyError, fields: dict[str, Any]) -> None:
-    fields["stream_error"] = repr(error.message)
-    try:
-        await response.write(encode_event(error.body()) + DONE)
+        await end_stream(response, failure, fields)
     except ConnectionError:
         fields["client"] = "disconnected"
+    finally:
+        await events.aclose()  # releases the upstream connection, also when the client went away
+        if translator.notes:
+            fields["gemini"] = repr("; ".join(translator.notes))
+    return response
 
 
 def register(app: web.Application) -> None:

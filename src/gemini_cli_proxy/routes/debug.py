@@ -161,16 +161,18 @@ async def enable(request: web.Request) -> web.Response:
     cred = next((c for c in runtime.credentials if c.id == wanted), None)
     if cred is None:
         raise errors.ProxyError(
-            404, f"No credential with id '{wanted}'.", param="credential_id", code="not_found"
+            404, f"No credential with id '{errors.shown(wanted)}'.", param="credential_id", code="not_found"
         )
     await runtime.scheduler.enable(cred)
     return _json({**_describe(cred), "state": "enabled"})
 
 
 def register(app: web.Application) -> None:
-    app.router.add_get("/v1/debug/cache", cache)
-    app.router.add_get("/v1/debug/credentials", credentials)
-    app.router.add_post("/v1/debug/credentials/{credential_id}/enable", enable)
-    for method in ("GET", "POST"):
-        app.router.add_route(method, "/v1/token-test", token_test)
-        app.router.add_route(method, "/v1/test", full_test)
+    # Like every other route, each answers with and without the /v1 prefix.
+    for prefix in ("/v1", ""):
+        app.router.add_get(f"{prefix}/debug/cache", cache)
+        app.router.add_get(f"{prefix}/debug/credentials", credentials)
+        app.router.add_post(f"{prefix}/debug/credentials/{{credential_id}}/enable", enable)
+        for method in ("GET", "POST"):
+            app.router.add_route(method, f"{prefix}/token-test", token_test)
+            app.router.add_route(method, f"{prefix}/test", full_test)

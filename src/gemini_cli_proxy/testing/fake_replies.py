@@ -20,7 +20,7 @@ from gemini_cli_proxy.testing.fake_vertex import vertex_events
 
 ApiName = Literal["aistudio", "codeassist", "vertex", "oauth", "other"]
 ReplyKind = Literal[
-    "text", "response", "stream", "error", "rate_limited", "permission_denied", "raw", "delay"
+    "text", "response", "stream", "error", "rate_limited", "permission_denied", "raw", "delay", "wire"
 ]
 
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -53,6 +53,9 @@ class Reply:
     retry_delay: str = "1s"
     quota_id: str = ""
     reason: str | None = None
+    pieces: tuple[bytes, ...] = ()
+    repeat: int = 1
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def text(
@@ -135,6 +138,30 @@ class Reply:
         return cls("raw", status=status, body=bytes(body), content_type=content_type)
 
     @classmethod
+    def wire(
+        cls,
+        pieces: Sequence[bytes],
+        *,
+        status: int = 200,
+        content_type: str = JSON_CONTENT_TYPE,
+        headers: Mapping[str, str] | None = None,
+        interval: float = 0.0,
+        repeat: int = 1,
+    ) -> Reply:
+        """Exactly these bytes, no envelope and no framing: the pieces written one by one, `interval`
+        s apart, the whole sequence `repeat` times. For replies no real Google gives (see
+        fake_misbehaving)."""
+        return cls(
+            "wire",
+            status=status,
+            content_type=content_type,
+            pieces=tuple(pieces),
+            seconds=interval,
+            repeat=repeat,
+            headers=tuple((headers or {}).items()),
+        )
+
+    @classmethod
     def delay(cls, seconds: float, then: Reply | None = None) -> Reply:
         """Sleep before answering with `then` (or the default echo when None)."""
         return cls("delay", seconds=seconds, then=then)
@@ -178,7 +205,18 @@ class StreamPlan:
     break_after: int | None
 
 
-Plan = PlainPlan | BodyPlan | StreamPlan
+@dataclass(frozen=True, slots=True)
+class WirePlan:
+    """Bytes written piece by piece, `interval` s apart, the pieces `repeat` times over."""
+
+    status: int
+    headers: Mapping[str, str]
+    pieces: Sequence[bytes]
+    interval: float
+    repeat: int
+
+
+Plan = PlainPlan | BodyPlan | StreamPlan | WirePlan
 
 
 def unwrap_delays(reply: Reply | None) -> tuple[float, Reply | None]:
@@ -216,6 +254,9 @@ def render(reply: Reply | None, ctx: ServeContext) -> Plan:
         return BodyPlan(reply.events[-1])
     if kind == "raw":
         return PlainPlan(reply.status, reply.body, reply.content_type)
+    if kind == "wire":
+        headers = {"Content-Type": reply.content_type, **dict(reply.headers)}
+        return WirePlan(reply.status, headers, reply.pieces, reply.seconds, reply.repeat)
     if kind == "error":
         body: Any = reply.body
     elif kind == "rate_limited":

@@ -29,6 +29,7 @@ from gemini_cli_proxy.testing.fake_replies import (
     PlainPlan,
     ServeContext,
     StreamPlan,
+    WirePlan,
     encode_pretty,
     render,
     unwrap_delays,
@@ -207,6 +208,8 @@ async def _answer(request: web.Request, fake: FakeGoogle, ctx: ServeContext) -> 
     if seconds > 0:
         await asyncio.sleep(seconds)
     plan = render(reply, ctx)
+    if isinstance(plan, WirePlan):
+        return await _write_wire(request, plan)
     if isinstance(plan, PlainPlan):
         return web.Response(status=plan.status, body=plan.body, headers={"Content-Type": plan.content_type})
     trace_id = secrets.token_hex(8) if ctx.api == "codeassist" else None
@@ -250,6 +253,22 @@ async def _write_stream(
         await response.write_eof()
     except ConnectionError:
         pass  # the client went away mid-stream; nothing left to tell it
+    return response
+
+
+async def _write_wire(request: web.Request, plan: WirePlan) -> web.StreamResponse:
+    """Exactly the planned bytes, piece by piece (a misbehaving Google: see fake_misbehaving)."""
+    response = web.StreamResponse(status=plan.status, headers=plan.headers)
+    await response.prepare(request)
+    try:
+        for _ in range(plan.repeat):
+            for piece in plan.pieces:
+                if plan.interval > 0:
+                    await asyncio.sleep(plan.interval)
+                await response.write(piece)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the proxy gave up on us, which is what these replies are for
     return response
 
 

@@ -32,6 +32,9 @@ PDF: Final = "application/pdf"
 # ISO base media file brands (bytes 8..12 of an `ftyp` box) of HEIC and of other HEIF images.
 _HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
 _HEIF_BRANDS: Final = frozenset({b"mif1", b"msf1", b"heif"})
+# MIME wraps base64 in lines of 76 characters and a CRLF, the most whitespace real clients send.
+_LINE: Final = 76
+_WRAPPED_LINE: Final = 78
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,49 @@ def _bad(param: str, message: str, code: str) -> ProxyError:
     return invalid_request(message, param=param, code=code)
 
 
-def decode_base64(text: str, param: str) -> tuple[str, bytes]:
+@dataclass(frozen=True)
+class SizeCap:
+    """The most bytes one inline part may decode to (None: no cap), the same limit that a fetched
+    image has (PROXY_MAX_IMAGE_BYTES), and what the part is called when it is refused."""
+
+    max_bytes: int | None
+    noun: str
+
+    def refuse(self, param: str) -> ProxyError:
+        # Worded as media_fetch words a fetched image over the limit.
+        return _bad(
+            param,
+            f"The {self.noun} at '{param}' could not be used: it is larger than the limit of "
+            f"{self.max_bytes} bytes.",
+            f"{self.noun}_too_large",
+        )
+
+    def check_base64(self, text: str, param: str) -> None:
+        """Refuse, before decoding, base64 too long to fit even if it is line-wrapped."""
+        if self.max_bytes is None:
+            return
+        letters = len(text) * _LINE // _WRAPPED_LINE
+        # One quantum of slack, for padding and a final line break; the decoded size is checked too.
+        if (letters - 4) * 3 // 4 > self.max_bytes:
+            raise self.refuse(param)
+
+    def check_percent(self, payload: str, param: str) -> None:
+        """Refuse, before decoding, a percent-encoded payload too long to fit: `%XX` is one byte."""
+        if self.max_bytes is not None and len(payload) // 3 > self.max_bytes:
+            raise self.refuse(param)
+
+    def check(self, raw: bytes, param: str) -> None:
+        if self.max_bytes is not None and len(raw) > self.max_bytes:
+            raise self.refuse(param)
+
+
+def decode_base64(text: str, param: str, cap: SizeCap | None = None) -> tuple[str, bytes]:
     """(the base64 to send Google, the bytes it encodes). Standard base64 passes through untouched;
-    the URL-safe alphabet, missing padding and line breaks are repaired, since clients send them."""
+    the URL-safe alphabet, missing padding and line breaks are repaired, since clients send them.
+    `cap` bounds the decoded size, checked from the text's length first, so that a payload far over
+    it is refused without being decoded."""
+    if cap is not None:
+        cap.check_base64(text, param)
     try:
         raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
@@ -119,26 +162,32 @@ def decode_base64(text: str, param: str) -> tuple[str, bytes]:
         text = cleaned
     if not raw:
         raise _bad(param, f"'{param}' is empty.", "invalid_base64")
+    if cap is not None:
+        cap.check(raw, param)
     return text, raw
 
 
-def _data_uri(url: str, param: str) -> tuple[str, str, bytes]:
+def _data_uri(url: str, param: str, cap: SizeCap) -> tuple[str, str, bytes]:
     """`data:[type][;param...][;base64],payload` -> (normalised type, base64, bytes)."""
     header, comma, payload = url[5:].partition(",")
     if not comma:
         raise _bad(param, f"'{param}' is not a valid data URI: it has no ','.", "invalid_image_url")
     mime, *attributes = header.split(";")
     if any(attribute.strip().lower() == "base64" for attribute in attributes):
-        data, raw = decode_base64(payload, param)
+        data, raw = decode_base64(payload, param, cap)
     else:
+        cap.check_percent(payload, param)
         raw = unquote_to_bytes(payload)  # RFC 2397's percent-encoded form
         if not raw:
             raise _bad(param, f"'{param}' is empty.", "invalid_base64")
+        cap.check(raw, param)
         data = base64.b64encode(raw).decode("ascii")
     return normalise_type(mime), data, raw
 
 
-def _image_part(part: ImagePart, param: str, fetched: Mapping[str, InlineData]) -> dict[str, Any]:
+def _image_part(
+    part: ImagePart, param: str, fetched: Mapping[str, InlineData], max_bytes: int | None
+) -> dict[str, Any]:
     url = part.image_url.url  # `detail` has no Gemini counterpart; it is accepted and ignored
     if is_fetched_url(url):
         found = fetched.get(url)
@@ -152,7 +201,7 @@ def _image_part(part: ImagePart, param: str, fetched: Mapping[str, InlineData]) 
             f"'{param}' must be an http(s) URL or a base64 data: URI.",
             "invalid_image_url",
         )
-    declared, data, raw = _data_uri(url, param)
+    declared, data, raw = _data_uri(url, param, SizeCap(max_bytes, "image"))
     mime = image_type(declared, raw[:16])
     if mime is None:
         supported = ", ".join(sorted(IMAGE_TYPES))
@@ -164,7 +213,7 @@ def _image_part(part: ImagePart, param: str, fetched: Mapping[str, InlineData]) 
     return InlineData(mime, data).part()
 
 
-def _audio_part(part: AudioPart, param: str) -> dict[str, Any]:
+def _audio_part(part: AudioPart, param: str, max_bytes: int | None) -> dict[str, Any]:
     audio_format = part.input_audio.format.strip().lower()
     mime = AUDIO_TYPES.get(audio_format)
     if mime is None:
@@ -174,11 +223,11 @@ def _audio_part(part: AudioPart, param: str) -> dict[str, Any]:
             "supported: wav, mp3.",
             "invalid_value",
         )
-    data, _ = decode_base64(part.input_audio.data, f"{param}.input_audio.data")
+    data, _ = decode_base64(part.input_audio.data, f"{param}.input_audio.data", SizeCap(max_bytes, "audio"))
     return InlineData(mime, data).part()
 
 
-def _file_part(part: FilePart, param: str) -> dict[str, Any]:
+def _file_part(part: FilePart, param: str, max_bytes: int | None) -> dict[str, Any]:
     file = part.file
     if file.file_data is None:
         if file.file_id is not None:
@@ -194,10 +243,11 @@ def _file_part(part: FilePart, param: str) -> dict[str, Any]:
             "missing_required_parameter",
         )
     where = f"{param}.file.file_data"
+    cap = SizeCap(max_bytes, "file")
     if _is_data_uri(file.file_data):
-        mime, data, raw = _data_uri(file.file_data, where)
+        mime, data, raw = _data_uri(file.file_data, where, cap)
     else:
-        data, raw = decode_base64(file.file_data, where)
+        data, raw = decode_base64(file.file_data, where, cap)
         named_pdf = (file.filename or "").strip().lower().endswith(".pdf")
         # Bare base64 carries no type: the file name or the bytes say whether it is a PDF.
         mime = PDF if named_pdf or raw.startswith(b"%PDF-") else ""
@@ -214,12 +264,17 @@ def _file_part(part: FilePart, param: str) -> dict[str, Any]:
 
 
 def media_part(
-    part: ImagePart | AudioPart | FilePart, param: str, fetched: Mapping[str, InlineData]
+    part: ImagePart | AudioPart | FilePart,
+    param: str,
+    fetched: Mapping[str, InlineData],
+    *,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The Gemini part for one media content part; `param` is its position, e.g.
-    `messages[0].content[1]`, and `fetched` holds the fetched http(s) images by URL."""
+    `messages[0].content[1]`, and `fetched` holds the fetched http(s) images by URL. `max_bytes`
+    caps the decoded size of inline media (the fetched images were capped as they were read)."""
     if isinstance(part, ImagePart):
-        return _image_part(part, f"{param}.image_url.url", fetched)
+        return _image_part(part, f"{param}.image_url.url", fetched, max_bytes)
     if isinstance(part, AudioPart):
-        return _audio_part(part, param)
-    return _file_part(part, param)
+        return _audio_part(part, param, max_bytes)
+    return _file_part(part, param, max_bytes)

@@ -97,13 +97,15 @@ def to_gemini_request(
     media: Mapping[str, InlineData] | None = None,
     safety: list[dict[str, str]] | None = None,
     known_signatures: Mapping[str, str] | None = None,
+    max_media_bytes: int | None = None,
 ) -> tuple[dict[str, Any], NameMap]:
     """The GenerateContentRequest body for `req` (the model goes in the URL or envelope), and the
     function-name map its reply must be translated back with.
 
     `show_thoughts`: ask Gemini for thought summaries (they become reasoning_content). `media`: the
     images the proxy fetched, by URL. `safety`: safetySettings. `known_signatures`: signatures the
-    proxy remembered (see translate.signatures), for calls and texts the client sent back bare."""
+    proxy remembered (see translate.signatures), for calls and texts the client sent back bare.
+    `max_media_bytes`: the most bytes an inline image, audio or file may decode to (None: no cap)."""
     _check_supported(req)
     functions = declared_functions(req.tools, req.functions)
     if functions and not model.tools:
@@ -114,6 +116,7 @@ def to_gemini_request(
         media=media or {},
         known_signatures=known_signatures or {},
         require_signatures=model.thinking == "level",
+        max_media_bytes=max_media_bytes,
     )
     system_parts, contents = builder.build(req)
     if not contents and system_parts:

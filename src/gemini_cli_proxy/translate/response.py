@@ -6,6 +6,7 @@ no `parts`, a blocked prompt has no `candidates` key at all, so every lookup her
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
@@ -132,7 +133,12 @@ def _message(
 
 def arguments_json(part: dict[str, Any]) -> str:
     args = part["functionCall"].get("args")
-    return orjson.dumps(args if isinstance(args, dict) else {}).decode()
+    value = args if isinstance(args, dict) else {}
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits, which orjson cannot write: the standard library can, exactly.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def tool_calls_of(parts: list[dict[str, Any]], names: NameMap) -> list[dict[str, Any]]:

@@ -66,9 +66,9 @@ def clean_schema(schema: Any) -> Any:
 
 def _function_of(tool: Any, index: int, param: str) -> dict[str, Any]:
     if isinstance(tool, dict) and tool.get("type", "function") == "function" and "function" in tool:
-        function = tool["function"]
+        function, where = tool["function"], f"{param}[{index}].function"
     elif isinstance(tool, dict) and param == "functions":
-        function = tool
+        function, where = tool, f"{param}[{index}]"  # the legacy list holds the functions themselves
     else:
         raise invalid_request(
             f"Only function tools are supported; '{param}[{index}]' is not one.",
@@ -77,11 +77,21 @@ def _function_of(tool: Any, index: int, param: str) -> dict[str, Any]:
         )
     if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
         raise invalid_request(
-            f"'{param}[{index}]' needs a function name.",
-            param=f"{param}[{index}].function.name",
-            code="invalid_value",
+            f"'{param}[{index}]' needs a function name.", param=f"{where}.name", code="invalid_value"
         )
+    _check_type(function, "description", str, "a string", where)
+    # Dropped, a schema of the wrong type would let the model call the tool with made-up arguments.
+    _check_type(function, "parameters", dict, "a JSON Schema object", where)
     return function
+
+
+def _check_type(function: dict[str, Any], key: str, kind: type, what: str, where: str) -> None:
+    """`function[key]`, when present and not null, must be of `kind`."""
+    value = function.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise invalid_request(
+            f"'{where}.{key}' must be {what}.", param=f"{where}.{key}", code="invalid_value"
+        )
 
 
 def declared_functions(tools: list[Any] | None, functions: list[Any] | None) -> list[dict[str, Any]]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from ..pool.credentials import ApiKeyCredential
-from .http import request_json, sse_events
+from .http import encode, request_json, sse_events
+from .replies import gemini_reply
 
 
 class AiStudioClient:
@@ -24,20 +24,26 @@ class AiStudioClient:
 
     async def generate(self, cred: ApiKeyCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
         url = f"{self._base}{model}:generateContent"
-        body = orjson.dumps(request)
         reply: dict[str, Any] = await request_json(
-            self._session, "POST", url, headers=self._headers(cred), body=body, secrets=cred.secrets()
+            self._session,
+            "POST",
+            url,
+            headers=self._headers(cred),
+            body=encode(request),
+            secrets=cred.secrets(),
+            parse=gemini_reply,
         )
         return reply
 
     def stream(
         self, cred: ApiKeyCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         url = f"{self._base}{model}:streamGenerateContent?alt=sse"
         return sse_events(
             self._session,
             url,
             headers=self._headers(cred),
-            body=orjson.dumps(request),
+            body=encode(request),
             secrets=cred.secrets(),
+            parse=gemini_reply,
         )

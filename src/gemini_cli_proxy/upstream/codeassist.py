@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
-import orjson
 
 from ..pool.credentials import OAuthCredential
 from ..store.base import StateStore
-from .errors import UpstreamError, Verdict, garbage
-from .http import request_json, sse_events
+from .errors import UpstreamError, Verdict
+from .http import encode, request_json, sse_events
 from .oauth import TokenManager
+from .replies import Parser, any_json, code_assist_reply_of
 from .singleflight import SingleFlight
 
 log = logging.getLogger("gemini_cli_proxy.codeassist")
@@ -37,13 +38,6 @@ def _project_id(value: Any) -> str | None:
     if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"]:
         return str(value["id"])
     return None
-
-
-def _unwrap(reply: Any) -> dict[str, Any]:
-    if not isinstance(reply, dict) or not isinstance(reply.get("response"), dict):
-        raise garbage("Code Assist reply without a 'response' object")
-    response: dict[str, Any] = reply["response"]
-    return response
 
 
 class CodeAssistClient:
@@ -68,11 +62,17 @@ class CodeAssistClient:
         self._store = store  # shares discovered projects between instances
 
     async def _call(
-        self, cred: OAuthCredential, method: str, body: dict[str, Any] | None, *, get: bool = False
+        self,
+        cred: OAuthCredential,
+        method: str,
+        body: dict[str, Any] | None,
+        *,
+        get: bool = False,
+        parse: Parser = any_json,
     ) -> Any:
         """One JSON call with a fresh token; a 401 gets one forced refresh and one retry."""
         url = f"{self._base}:{method}" if not get else f"{self._base}/{method}"
-        payload = orjson.dumps(body) if body is not None else None
+        payload = encode(body) if body is not None else None
         token = ""
         for attempt in (1, 2):
             token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
@@ -85,6 +85,7 @@ class CodeAssistClient:
                     headers=headers,
                     body=payload,
                     secrets=cred.secrets(),
+                    parse=parse,
                 )
             except UpstreamError as exc:
                 if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
@@ -118,7 +119,8 @@ class CodeAssistClient:
         return project
 
     async def _onboard(self, cred: OAuthCredential, loaded: dict[str, Any]) -> str:
-        tiers = [t for t in loaded.get("allowedTiers") or () if isinstance(t, dict)]
+        listed = loaded.get("allowedTiers")
+        tiers = [t for t in listed if isinstance(t, dict)] if isinstance(listed, list) else []
         default = next((t for t in tiers if t.get("isDefault")), None)
         tier_id = str(default.get("id")) if default and default.get("id") else "free-tier"
         if default and default.get("userDefinedCloudaicompanionProject"):
@@ -164,28 +166,41 @@ class CodeAssistClient:
         }
 
     async def generate(self, cred: OAuthCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        return _unwrap(await self._call(cred, "generateContent", await self._envelope(cred, model, request)))
+        envelope = await self._envelope(cred, model, request)
+        reply: dict[str, Any] = await self._call(
+            cred, "generateContent", envelope, parse=code_assist_reply_of
+        )
+        return reply
 
     async def stream(
         self, cred: OAuthCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        body = orjson.dumps(await self._envelope(cred, model, request))
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        body = encode(await self._envelope(cred, model, request))
         url = f"{self._base}:streamGenerateContent?alt=sse"
         token = ""
         for attempt in (1, 2):
             token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-            events = sse_events(self._session, url, headers=headers, body=body, secrets=cred.secrets())
-            try:
-                first = await anext(events)
-            except StopAsyncIteration:
+            events = sse_events(
+                self._session,
+                url,
+                headers=headers,
+                body=body,
+                secrets=cred.secrets(),
+                parse=code_assist_reply_of,
+            )
+            # aclosing: a client that goes away mid-stream closes the upstream response too.
+            async with aclosing(events):
+                try:
+                    first = await anext(events)
+                except StopAsyncIteration:
+                    return
+                except UpstreamError as exc:
+                    if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
+                        raise
+                    continue
+                del request, body  # not needed again: an open stream holds only what it relays
+                yield first
+                async for batch in events:
+                    yield batch
                 return
-            except UpstreamError as exc:
-                if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
-                    raise
-                continue
-            del request, body  # not needed again: an open stream holds only what it relays
-            yield [_unwrap(event) for event in first]
-            async for batch in events:
-                yield [_unwrap(event) for event in batch]
-            return

@@ -65,6 +65,8 @@ class UpstreamError(Exception):
     retry_after: float | None = None
     quota_ids: tuple[str, ...] = field(default_factory=tuple)
     consumer: str = ""  # "projects/<number>": the Google project whose quota was hit
+    # False for what the proxy saw itself (no answer, an unreadable one): its message is ours, not Google's.
+    from_google: bool = True
 
     def is_daily(self) -> bool:
         """Google named a per-day quota (as opposed to a long per-minute delay)."""
@@ -87,12 +89,28 @@ def parse_delay(text: Any) -> float | None:
     return None
 
 
+def error_status(error: Any) -> int:
+    """The HTTP status an error object names in its `code`, or 500 when it names none usable."""
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list Google should have sent; anything else counts as none."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) -> UpstreamError:
     """Classify one non-2xx answer from Google."""
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None
+    return from_payload(status, payload, body, secrets=secrets)
+
+
+def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, ...] = ()) -> UpstreamError:
+    """Classify Google's error `payload` (parsed from `body`), whatever its shape."""
     error = _error_object(payload)
     if error is None:
         if isinstance(payload, dict) and payload.get("error") == "invalid_grant":
@@ -111,9 +129,7 @@ def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) ->
     consumer = ""
     retry_after: float | None = None
     quota_ids: list[str] = []
-    for detail in error.get("details") or ():
-        if not isinstance(detail, dict):
-            continue
+    for detail in _dicts(error.get("details")):
         kind = str(detail.get("@type", ""))
         if kind.endswith("ErrorInfo"):
             reason = reason or str(detail.get("reason", ""))
@@ -123,9 +139,7 @@ def from_response(status: int, body: bytes, *, secrets: tuple[str, ...] = ()) ->
         elif kind.endswith("RetryInfo"):
             retry_after = parse_delay(detail.get("retryDelay"))
         elif kind.endswith("QuotaFailure"):
-            quota_ids.extend(
-                str(v.get("quotaId", "")) for v in detail.get("violations") or () if isinstance(v, dict)
-            )
+            quota_ids.extend(str(v.get("quotaId", "")) for v in _dicts(detail.get("violations")))
     verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
     return UpstreamError(
         verdict, status, message, google_status, reason, retry_after, tuple(quota_ids), consumer
@@ -159,7 +173,10 @@ def _verdict(
 
 def to_proxy_error(error: UpstreamError) -> ProxyError:
     """The client's view of a failure nobody could recover from."""
-    text = f"Gemini: {error.message}" if error.message else "Gemini refused the request."
+    if not error.from_google:
+        text = error.message
+    else:
+        text = f"Gemini: {error.message}" if error.message else "Gemini refused the request."
     match error.verdict:
         case Verdict.RATE_LIMITED:
             return errors.rate_limited(f"Rate limited by Google. {text}", error.retry_after)
@@ -171,8 +188,10 @@ def to_proxy_error(error: UpstreamError) -> ProxyError:
             )
         case Verdict.TIMEOUT:
             return errors.upstream_timeout(f"Google did not answer in time. {text}")
+        case Verdict.SERVER | Verdict.UNREACHABLE if error.from_google:
+            return errors.upstream_error(f"Google failed to answer (HTTP {error.status}). {text}")
         case Verdict.SERVER | Verdict.UNREACHABLE:
-            return errors.upstream_error(f"Google failed to answer ({error.status or 'no response'}). {text}")
+            return errors.upstream_error(text)
         case Verdict.CREDENTIAL_INVALID:
             return errors.no_credentials(f"Every usable credential was rejected by Google. {text}")
         case Verdict.PERMISSION | Verdict.UNAUTHENTICATED:
@@ -184,12 +203,14 @@ def to_proxy_error(error: UpstreamError) -> ProxyError:
 
 
 def unreachable(detail: str) -> UpstreamError:
-    return UpstreamError(Verdict.UNREACHABLE, 0, f"could not reach Google ({detail})")
+    return UpstreamError(Verdict.UNREACHABLE, 0, f"Could not reach Google: {detail}.", from_google=False)
 
 
 def timed_out(detail: str) -> UpstreamError:
-    return UpstreamError(Verdict.TIMEOUT, 0, f"no answer from Google in time ({detail})")
+    return UpstreamError(Verdict.TIMEOUT, 0, f"{detail}.", from_google=False)
 
 
-def garbage(detail: str) -> UpstreamError:
-    return UpstreamError(Verdict.UNREACHABLE, 200, f"Google's answer could not be read ({detail})")
+def garbage(detail: str, status: int = 200) -> UpstreamError:
+    return UpstreamError(
+        Verdict.UNREACHABLE, status, f"Google's answer could not be read: {detail}.", from_google=False
+    )

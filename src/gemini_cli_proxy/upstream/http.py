@@ -1,17 +1,66 @@
-"""HTTP to Google over the one shared aiohttp session, with transport failures mapped in one place."""
+"""HTTP to Google over the one shared aiohttp session, with transport failures mapped in one place.
+
+Google's APIs never redirect, so nothing here follows a redirect: aiohttp would re-send the
+`x-goog-api-key` header to whatever host the redirect names. Every wait is bounded by the session's
+read timeout (PROXY_UPSTREAM_TIMEOUT), counted in what matters rather than in socket reads, so an
+upstream that trickles one byte at a time, or only SSE comments, cannot hold a request forever:
+- a JSON reply must be complete within it;
+- a stream must bring its headers and first event within it, and each further event within it of
+  the one before;
+- neither may grow past MAX_REPLY_BYTES in one reply or one event.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import orjson
 
-from ..sse import SSEDecoder
+from ..errors import invalid_request
+from ..sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder
 from .errors import UpstreamError, from_response, garbage, timed_out, unreachable
+from .replies import Parser, any_json
 
 T = TypeVar("T")
+
+# The largest JSON reply read into memory (a reply with several generated images is a few MB).
+MAX_REPLY_BYTES: Final = 64 * 1024 * 1024
+_REDIRECTS: Final = range(300, 400)
+DEFAULT_PATIENCE: Final = 300.0  # for a session built without a read timeout
+
+
+def describe(exc: BaseException, peer: str = "Google") -> str:
+    """What went wrong with the connection to `peer`, in words (not aiohttp's class names)."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"the name {exc.host} could not be resolved"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError) or isinstance(
+        getattr(exc, "os_error", None), ssl.SSLError
+    ):
+        return f"the TLS handshake with {peer} failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if exc.os_error.errno == errno.ECONNREFUSED:
+            return f"the connection to {exc.host}:{exc.port} was refused"
+        return f"could not connect to {exc.host}:{exc.port} ({exc.os_error.strerror or 'no reason given'})"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "no connection could be opened in time"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{peer} closed the connection without a complete answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the connection broke in the middle of {peer}'s answer"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{peer}'s HTTP answer was malformed"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the upstream URL is not valid (check the *_BASE_URL settings)"
+    if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == errno.ECONNRESET:
+        return "the connection was reset"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"the connection failed ({exc.strerror})"
+    return "the connection failed"
 
 
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:
@@ -23,11 +72,31 @@ async def guarded(call: Callable[[], Awaitable[T]]) -> T:
     except aiohttp.ConnectionTimeoutError as exc:
         # No connection within PROXY_CONNECT_TIMEOUT: nothing was sent, so this is Google (or the
         # path to it) out of reach, like a refused connection: the next credential may well answer.
-        raise unreachable(type(exc).__name__) from None
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise timed_out(type(exc).__name__) from None
-    except aiohttp.ClientError as exc:
-        raise unreachable(type(exc).__name__) from None
+        raise unreachable(describe(exc)) from None
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        raise timed_out("Google sent nothing within the read timeout") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise unreachable(describe(exc)) from None
+
+
+def patience(session: aiohttp.ClientSession) -> float:
+    """How long Google may keep us waiting (PROXY_UPSTREAM_TIMEOUT, the session's read timeout)."""
+    return session.timeout.sock_read or DEFAULT_PATIENCE
+
+
+def _redirected(status: int) -> UpstreamError:
+    return garbage(f"a redirect (HTTP {status}), which Google's APIs never send; not followed", status)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
+        raise garbage(f"an answer of {resp.content_length} bytes, over the {MAX_REPLY_BYTES} limit")
+    body = bytearray()
+    while chunk := await resp.content.readany():
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise garbage(f"an answer over the {MAX_REPLY_BYTES} bytes limit")
+    return bytes(body)
 
 
 async def request_json(
@@ -39,20 +108,35 @@ async def request_json(
     body: bytes | None = None,
     form: dict[str, str] | None = None,
     secrets: tuple[str, ...] = (),
+    parse: Parser = any_json,
 ) -> Any:
-    """One JSON request; any non-2xx answer raises the classified UpstreamError."""
+    """One JSON request; any non-2xx answer raises the classified UpstreamError, and the reply is
+    `parse`d (and checked) with the credential's secrets at hand."""
 
     async def call() -> Any:
-        async with session.request(method, url, headers=headers, data=body if form is None else form) as resp:
-            raw = await resp.read()
+        async with session.request(
+            method, url, headers=headers, data=body if form is None else form, allow_redirects=False
+        ) as resp:
+            if resp.status in _REDIRECTS:
+                raise _redirected(resp.status)
+            raw = await _read_capped(resp)
             if resp.status >= 300:
                 raise from_response(resp.status, raw, secrets=secrets)
-            try:
-                return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise garbage("not JSON") from None
+            return parse(raw, secrets)
 
-    return await guarded(call)
+    async def bounded() -> Any:
+        # The whole reply, headers to last byte: a reply trickled a byte at a time never trips
+        # the socket's read timeout, which only bounds the gap between two reads.
+        wait = patience(session)
+        async with asyncio.timeout(wait) as limit:
+            try:
+                return await call()
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # aiohttp's own connect or read timeout, not ours
+        raise timed_out(f"Google sent no complete answer within {wait:g} s")
+
+    return await guarded(bounded)
 
 
 async def sse_events(
@@ -62,28 +146,54 @@ async def sse_events(
     headers: dict[str, str],
     body: bytes,
     secrets: tuple[str, ...] = (),
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """Google's SSE events as dicts, in batches: every event that one network read completed.
+    parse: Parser = any_json,
+) -> AsyncGenerator[list[Any], None]:
+    """Google's SSE events, `parse`d, in batches: every event that one network read completed.
     Batches let the relay write once per read instead of once per event, which is most of the
     cost of a fast stream; a slow stream still gets each event as soon as it arrives. The request
     is sent on the first `__anext__`, so a failure to connect or a non-200 answer surfaces there,
     before anything reached the client."""
-    sending = session.post(url, headers=headers, data=body)
+    wait = patience(session)
+    loop = asyncio.get_running_loop()
+    # When the next event is due: reads that bring bytes but no event (comments, a trickle) do
+    # not buy time. Checked after each read, so it costs a clock read, not a timer per read.
+    due = loop.time() + wait
+    sending = session.post(url, headers=headers, data=body, allow_redirects=False)
     # A stream may stay open for minutes: this frame need not keep the request body (images and all).
     del body
-    resp = await guarded(lambda: sending)
+
+    async def connect() -> aiohttp.ClientResponse:
+        async with asyncio.timeout_at(due) as limit:
+            try:
+                return await sending
+            except TimeoutError:
+                if not limit.expired():
+                    raise  # aiohttp's own connect or read timeout, not ours
+        raise timed_out(f"Google sent no answer within {wait:g} s")
+
+    resp = await guarded(connect)
     try:
+        if resp.status in _REDIRECTS:
+            raise _redirected(resp.status)
         if resp.status != 200:
-            raw = await guarded(resp.read)
+            raw = await guarded(lambda: _read_capped(resp))
             raise from_response(resp.status, raw, secrets=secrets)
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(MAX_EVENT_BYTES)
         while True:
             chunk = await guarded(resp.content.readany)
             if not chunk:
                 break
-            for batch in _batches(decoder.feed(chunk)):
+            try:
+                payloads = decoder.feed(chunk)
+            except EventTooLarge as exc:
+                raise garbage(str(exc)) from None
+            if payloads:
+                due = loop.time() + wait
+            elif loop.time() > due:
+                raise timed_out(f"Google sent no stream event for {wait:g} s")
+            for batch in _batches(payloads, parse, secrets):
                 yield batch
-        for batch in _batches(decoder.flush()):
+        for batch in _batches(decoder.flush(), parse, secrets):
             yield batch
     finally:
         # Releasing (not closing) keeps the connection for reuse when the body was read to the
@@ -94,12 +204,12 @@ async def sse_events(
             resp.close()
 
 
-def _batches(payloads: list[bytes]) -> Iterator[list[dict[str, Any]]]:
+def _batches(payloads: list[bytes], parse: Parser, secrets: tuple[str, ...]) -> Iterator[list[Any]]:
     """The events of one read as one batch; an error event still lets the events before it out."""
-    batch: list[dict[str, Any]] = []
+    batch: list[Any] = []
     try:
         for data in payloads:
-            batch.append(_event(data))
+            batch.append(parse(data, secrets))
     except UpstreamError:
         if batch:
             yield batch
@@ -108,17 +218,15 @@ def _batches(payloads: list[bytes]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-def _event(data: bytes) -> dict[str, Any]:
+def encode(request: Any) -> bytes:
+    """A request body for Google. The door's validation names the field of anything that cannot
+    be JSON (an integer beyond 64 bits); this is the last line, so that such a value is never a 500."""
     try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise garbage("a stream event was not JSON") from None
-    if not isinstance(event, dict):
-        raise garbage("a stream event was not an object")
-    if isinstance(event.get("error"), dict):
-        # Google reports a failure inside a stream that had started as a 200.
-        raise from_response(int(event["error"].get("code") or 500), data)
-    return event
+        return orjson.dumps(request)
+    except orjson.JSONEncodeError as exc:
+        raise invalid_request(
+            f"The request holds a value that cannot be sent to Gemini as JSON ({exc}).", code="invalid_value"
+        ) from None
 
 
 def timeout(connect: float, read: float) -> aiohttp.ClientTimeout:

@@ -35,6 +35,7 @@ from ..translate.media import (
     is_fetched_url,
     normalise_type,
 )
+from .http import describe
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -197,7 +198,7 @@ class MediaFetcher:
         except (aiohttp.InvalidURL, ValueError):  # yarl refuses unparsable URLs with ValueError
             raise _error(param, "is not a valid URL") from None
         except aiohttp.ClientError as exc:
-            raise _error(param, f"could not be fetched ({type(exc).__name__})") from None
+            raise _error(param, f"could not be fetched: {describe(exc, 'the image host')}") from None
 
     async def _follow(self, url: str) -> InlineData:
         session = self._session

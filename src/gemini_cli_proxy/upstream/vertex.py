@@ -10,16 +10,16 @@ GenerateContentResponses, as from AI Studio.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any
 
 import aiohttp
-import orjson
 
 from ..pool.credentials import VertexKeyCredential, VertexServiceAccountCredential
 from .errors import UpstreamError, Verdict
-from .http import request_json, sse_events
+from .http import encode, request_json, sse_events
+from .replies import gemini_reply
 from .service_account import ServiceAccountTokens
 
 VertexCredential = VertexServiceAccountCredential | VertexKeyCredential
@@ -81,13 +81,19 @@ class VertexClient:
 
     async def generate(self, cred: VertexCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
         url = self.url(cred, model, "generateContent")
-        body = orjson.dumps(request)
+        body = encode(request)
         headers: dict[str, str] = {}
         for attempt in (1, 2):
             headers = await self._headers(cred, force=attempt == 2, stale=_bearer(headers))
             try:
                 reply: dict[str, Any] = await request_json(
-                    self._session, "POST", url, headers=headers, body=body, secrets=cred.secrets()
+                    self._session,
+                    "POST",
+                    url,
+                    headers=headers,
+                    body=body,
+                    secrets=cred.secrets(),
+                    parse=gemini_reply,
                 )
                 return reply
             except UpstreamError as exc:
@@ -97,13 +103,15 @@ class VertexClient:
 
     async def stream(
         self, cred: VertexCredential, model: str, request: dict[str, Any]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         url = self.url(cred, model, "streamGenerateContent") + "?alt=sse"
-        body = orjson.dumps(request)
+        body = encode(request)
         headers: dict[str, str] = {}
         for attempt in (1, 2):
             headers = await self._headers(cred, force=attempt == 2, stale=_bearer(headers))
-            events = sse_events(self._session, url, headers=headers, body=body, secrets=cred.secrets())
+            events = sse_events(
+                self._session, url, headers=headers, body=body, secrets=cred.secrets(), parse=gemini_reply
+            )
             # aclosing: a client that goes away mid-stream closes the upstream response too.
             async with aclosing(events):
                 try:

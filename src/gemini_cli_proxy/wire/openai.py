@@ -10,11 +10,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ProxyError, invalid_request
+from ..errors import ProxyError, invalid_request, shown
+from .json_values import find_unsendable, render
+
+# Gemini's token counts are int32; OpenAI's seed is int64.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # allow_inf_nan: pydantic's JSON parser reads `NaN`, `Infinity` and `1e400` as floats.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class TextPart(_Model):
@@ -130,15 +136,15 @@ class ChatCompletionRequest(_Model):
     messages: list[Message] = Field(min_length=1)
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1, le=8)
     stop: str | list[str] | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-INT64_MAX - 1, le=INT64_MAX)
     user: str | None = None
     metadata: dict[str, Any] | None = None
     store: bool | None = None
@@ -158,7 +164,7 @@ class ChatCompletionRequest(_Model):
     prediction: Any = None
     web_search_options: Any = None
     reasoning_effort: str | None = None
-    thinking_budget: int | None = None
+    thinking_budget: int | None = Field(None, ge=-INT32_MAX - 1, le=INT32_MAX)
     # Google's compat form of extra_body: merged to the top level by the SDKs, or sent literally.
     google: dict[str, Any] | None = None
     extra_body: dict[str, Any] | None = None
@@ -170,6 +176,35 @@ class ChatCompletionRequest(_Model):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+# The fields whose values are free JSON, unchecked by their type: each is walked when present.
+_FREE_JSON_FIELDS = tuple(
+    name for name, field in ChatCompletionRequest.model_fields.items() if "Any" in str(field.annotation)
+)
+
+
+def _check_sendable(value: Any, param: str) -> None:
+    found = find_unsendable(value)
+    if found is not None:
+        path, problem = found
+        where = render(param, path)
+        raise invalid_request(f"Invalid value for '{where}': {problem}.", param=where, code="invalid_value")
+
+
+def _check_free_json(req: ChatCompletionRequest) -> None:
+    """Refuse what would fail (or change) on its way to Google, naming where it is."""
+    for name in _FREE_JSON_FIELDS:
+        value = getattr(req, name)
+        if value is not None:
+            _check_sendable(value, name)
+    for index, message in enumerate(req.messages):
+        if isinstance(message, AssistantMessage) and message.tool_calls:
+            for position, call in enumerate(message.tool_calls):
+                if call.extra_content is not None:
+                    _check_sendable(
+                        call.extra_content, f"messages[{index}].tool_calls[{position}].extra_content"
+                    )
 
 
 def _param(loc: tuple[int | str, ...]) -> str:
@@ -224,7 +259,7 @@ def _describe(error: Any) -> tuple[str, str]:
         param = _param((*loc, tag_field))
         if error["type"] == "union_tag_not_found":
             return param, f"Missing required parameter: '{param}'."
-        tag = error.get("ctx", {}).get("tag", "")
+        tag = shown(str(error.get("ctx", {}).get("tag", "")), 40)  # not a 100 kB role, whole
         expected = error.get("ctx", {}).get("expected_tags", "")
         return param, f"Invalid value {tag!r} for '{param}'. Supported values are: {expected}."
     param = _param(loc)
@@ -238,9 +273,11 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     if not body.strip():
         raise invalid_request("The request body is empty; expected a JSON object.", code="invalid_json")
     try:
-        return ChatCompletionRequest.model_validate_json(body)
+        req = ChatCompletionRequest.model_validate_json(body)
     except ValidationError as exc:
         raise _validation_error(exc) from None
+    _check_free_json(req)
+    return req
 
 
 def _validation_error(exc: ValidationError) -> ProxyError:

@@ -1,0 +1,59 @@
+"""Google's generate replies and stream events, checked at the boundary and turned into UpstreamError
+when they are errors or not what Google documents. Pure: bytes in, typed dicts or UpstreamError out.
+
+A parser takes the credential's secrets, since any text of Google's that reaches a client or a log
+(an error event quoting a key or a token) must be scrubbed of them first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..wire.gemini import GenerateContentResponse, WrongShape, code_assist_reply, generate_response
+from .errors import UpstreamError, error_status, from_response, garbage
+
+# (body, the credential's secrets) -> the parsed reply
+Parser = Callable[[bytes, tuple[str, ...]], Any]
+
+
+def any_json(raw: bytes, secrets: tuple[str, ...]) -> Any:
+    """Any JSON value (token endpoints, Code Assist's set-up calls): their callers check the shape."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise garbage("not JSON") from None
+
+
+def _failed(reply: dict[str, Any], raw: bytes, secrets: tuple[str, ...]) -> UpstreamError:
+    """Google's error inside a 200: a stream that broke after it began, or a wrapped reply."""
+    return from_response(error_status(reply.get("error")), raw, secrets=secrets)
+
+
+def gemini_reply(raw: bytes, secrets: tuple[str, ...]) -> GenerateContentResponse:
+    """An AI Studio or Vertex reply, or one event of their streams."""
+    try:
+        reply = generate_response(raw)
+    except WrongShape as exc:
+        raise garbage(f"not a GenerateContentResponse: {exc}") from None
+    if "error" in reply:
+        raise _failed(dict(reply), raw, secrets)
+    return reply
+
+
+def code_assist_reply_of(raw: bytes, secrets: tuple[str, ...]) -> GenerateContentResponse:
+    """The GenerateContentResponse inside a Code Assist envelope (a reply or one stream event)."""
+    try:
+        envelope = code_assist_reply(raw)
+    except WrongShape as exc:
+        raise garbage(f"not a Code Assist reply: {exc}") from None
+    if "error" in envelope:
+        raise _failed(dict(envelope), raw, secrets)
+    response = envelope.get("response")
+    if response is None:
+        raise garbage("a Code Assist reply without a 'response' object")
+    if "error" in response:
+        raise _failed(dict(response), raw, secrets)
+    return response
