@@ -320,3 +320,12 @@ def test_function_arguments_beyond_64_bits_reach_the_client_exactly(
     response = post(proxy, stream=stream, tools=tools)
     assert response.status_code == 200, response.text
     assert f'{{\\"n\\":{2**70}}}' in response.text, response.text
+
+
+def test_a_json_reply_announcing_a_length_over_the_limit_is_not_read(
+    proxy: Proxy, fake: FakeGoogle, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    fake.push(Reply.raw(200, b" " * (MAX_REPLY_BYTES + 1), content_type="application/json"))
+    response = post(proxy)
+    assert response.status_code == 502, response.text
+    assert f"an answer of {MAX_REPLY_BYTES + 1} bytes" in error_of(response)["message"]

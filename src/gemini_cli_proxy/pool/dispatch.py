@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Final
 
 from ..errors import ProxyError
 from ..redact import scrub
@@ -139,6 +140,32 @@ class Gateway:
         self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
 
 
+class _RetryLimit:
+    """asyncio.timeout for a retry, raising the retry deadline's UpstreamError when it runs out."""
+
+    __slots__ = ("_deadline", "_limit")
+
+    def __init__(self, remaining: float, deadline: float) -> None:
+        self._limit = asyncio.timeout(remaining)
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        await self._limit.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._limit.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            late = timed_out(f"No credential answered within the retry deadline of {self._deadline:g} s")
+            late.reason = _OUT_OF_TIME
+            raise late from None
+
+
+_NO_LIMIT: Final = contextlib.nullcontext()
+
+
 def scrub_failure(failure: UpstreamError, cred: Credential) -> None:
     """Every text of Google's is scrubbed where it is parsed; this is the second line, at the one
     place every failure of every credential kind passes, so that no path can miss the secrets."""
@@ -180,25 +207,13 @@ class _Attempts:
         """A credential whose project this request just saw rate limited shares that limit."""
         return cred.project_key() in self._cooled_projects
 
-    @contextlib.asynccontextmanager
-    async def waiting(self) -> AsyncIterator[None]:
+    def waiting(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Bounds the wait for an attempt's first byte. The first attempt has the upstream timeout
         (a long generation is normal); a retry has only what is left of the retry deadline, so a
         request that failed once does not wait for another credential past it."""
         if self._count == 0:
-            yield
-            return
-        try:
-            async with asyncio.timeout(self._deadline - time.monotonic()) as limit:
-                yield
-        except TimeoutError:
-            if not limit.expired():
-                raise
-            late = timed_out(
-                f"No credential answered within the retry deadline of {self._policy.deadline_seconds:g} s"
-            )
-            late.reason = _OUT_OF_TIME
-            raise late from None
+            return _NO_LIMIT  # most requests: nothing to set up
+        return _RetryLimit(self._deadline - time.monotonic(), self._policy.deadline_seconds)
 
     async def failed(self, cred: Credential, failure: UpstreamError) -> None:
         scrub_failure(failure, cred)

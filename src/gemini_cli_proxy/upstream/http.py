@@ -89,8 +89,10 @@ def _redirected(status: int) -> UpstreamError:
 
 
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
-    if resp.content_length is not None and resp.content_length > MAX_REPLY_BYTES:
-        raise garbage(f"an answer of {resp.content_length} bytes, over the {MAX_REPLY_BYTES} limit")
+    if resp.content_length is not None:
+        if resp.content_length > MAX_REPLY_BYTES:
+            raise garbage(f"an answer of {resp.content_length} bytes, over the {MAX_REPLY_BYTES} limit")
+        return await resp.read()  # its length is known and within the limit: one read
     body = bytearray()
     while chunk := await resp.content.readany():
         body += chunk
