@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine
@@ -72,6 +74,26 @@ def assert_schema(instance: Any, root: str) -> None:
 def recording(name: str) -> dict[str, Any]:
     data: dict[str, Any] = orjson.loads((FIXTURES / f"{name}.json").read_bytes())
     return data
+
+
+COMMAND = [sys.executable, "-m", "gemini_cli_proxy"]
+
+
+def start_command(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`gemini-cli-proxy ARGS` as a subprocess, once it prints its `listening on URL` line: (it, URL)."""
+    process = subprocess.Popen(
+        [*COMMAND, *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("listening on http://"):
+        process.kill()
+        raise AssertionError(f"no listening line: {line!r} {process.stderr.read() if process.stderr else ''}")
+    return process, line.removeprefix("listening on ")
 
 
 def free_port() -> int:

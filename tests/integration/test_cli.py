@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,23 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-COMMAND = [sys.executable, "-m", "gemini_cli_proxy"]
-
-
-def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [*COMMAND, *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("listening on http://"):
-        process.kill()
-        raise AssertionError(f"no listening line: {line!r} {process.stderr.read() if process.stderr else ''}")
-    return process, line.removeprefix("listening on ")
+from support import COMMAND, start_command
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -46,7 +29,7 @@ def _stop(process: subprocess.Popen[str]) -> int:
 
 @pytest.fixture
 def fake_process() -> Iterator[str]:
-    process, url = _start(["fake-upstream", "--port", "0", "--stream-chunks", "4"], {})
+    process, url = start_command(["fake-upstream", "--port", "0", "--stream-chunks", "4"], {})
     yield url
     _stop(process)
 
@@ -54,7 +37,7 @@ def fake_process() -> Iterator[str]:
 def test_serve_answers_and_stops_cleanly_on_sigterm(fake_process: str, tmp_path: Path) -> None:
     config = tmp_path / "proxy.toml"
     config.write_text(f'GEMINI_API_BASE_URL = "{fake_process}"\nPROXY_API_KEYS = ["sk-from-file"]\n')
-    process, url = _start(
+    process, url = start_command(
         ["serve", "--port", "0", "--config", str(config)],
         {"GEMINI_API_KEYS": "cli-test-key-1", "PROXY_STATE_URL": "memory://", "PROXY_SHUTDOWN_GRACE": "5"},
     )
@@ -75,10 +58,10 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(fake_process: str, tmp_path:
 
 
 def test_in_flight_stream_finishes_during_shutdown(tmp_path: Path) -> None:
-    fake, fake_url = _start(
+    fake, fake_url = start_command(
         ["fake-upstream", "--port", "0", "--stream-chunks", "5", "--stream-delay", "0.2"], {}
     )
-    process, url = _start(
+    process, url = start_command(
         ["serve", "--port", "0"],
         {"GEMINI_API_KEYS": "k-123456789", "GEMINI_API_BASE_URL": fake_url, "PROXY_STATE_URL": "memory://"},
     )
@@ -157,7 +140,7 @@ def _closed_within(port: int, limit: float) -> float:
 
 
 def test_serve_applies_the_request_read_timeout() -> None:
-    process, url = _start(
+    process, url = start_command(
         ["serve", "--port", "0"],
         {
             "GEMINI_API_KEYS": "k-123456789",

@@ -3,10 +3,8 @@ within the grace plus a second (aiohttp alone cut streams and could wait twice t
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,24 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-COMMAND = [sys.executable, "-m", "gemini_cli_proxy"]
+from support import start_command
+
 GRACE = 1.0
-
-
-def _start(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [*COMMAND, *args],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if not line.startswith("listening on http://"):
-        process.kill()
-        raise AssertionError(f"no listening line: {line!r}")
-    return process, line.removeprefix("listening on ")
 
 
 def _end(process: subprocess.Popen[str]) -> None:
@@ -41,7 +24,7 @@ def _end(process: subprocess.Popen[str]) -> None:
 
 
 def _fake(*args: str) -> Iterator[str]:
-    process, url = _start(["fake-upstream", "--port", "0", *args], {})
+    process, url = start_command(["fake-upstream", "--port", "0", *args], {})
     yield url
     _end(process)
 
@@ -60,7 +43,7 @@ def slow_answer_fake() -> Iterator[str]:
 
 def _shut_down_while_asking(fake_url: str, *, stream: bool) -> tuple[httpx.Response, float, str]:
     """SIGTERM a proxy while one request is under way: (its answer, seconds to exit, the log)."""
-    process, url = _start(
+    process, url = start_command(
         ["serve", "--port", "0"],
         {
             "GEMINI_API_KEYS": "k-123456789",
