@@ -120,7 +120,9 @@ class ConnectionClosingError(ProxyError):
 
 def request_timeout(seconds: float) -> ProxyError:
     return ConnectionClosingError(
-        408, f"The request body did not arrive within {seconds:g} seconds.", code="request_timeout"
+        408,
+        f"The request body did not arrive in time ({seconds:g} seconds, and a second more for each KiB).",
+        code="request_timeout",
     )
 
 

@@ -10,9 +10,10 @@ the client could read that 408 as the answer to a request it was sending at that
 What aiohttp (3.14) leaves open, done here in a subclass of its connection protocol:
 
 - The body has no time limit: a handler reading a body that comes a byte a second waits for ever. It gets
-  one deadline, the same read timeout from when the handler starts, and then a 408. Only requests whose
-  body had not all arrived with the head pay for it (one timer); a response, however long it streams, is
-  never timed.
+  the read timeout from when the handler starts, plus a second for each KiB that arrives (a minimum rate,
+  as Kestrel has: a large upload over a slow line keeps going, a trickle does not), and then a 408. Only
+  requests whose body had not all arrived with the head pay for it (one timer, re-armed only when it
+  fires); a response, however long it streams, is never timed.
 - A malformed request is answered 400 with aiohttp's text (which quotes the offending bytes back, secret
   headers included) and logged at ERROR with a traceback, though nothing is wrong with the server. It gets
   our JSON error and one INFO line that never repeats the client's bytes. Errors of our own code still go
@@ -48,6 +49,8 @@ from .middleware import error_response
 from .redact import scrub
 
 log = logging.getLogger("gemini_cli_proxy.http")
+# A body that arrives slower than this, after the read timeout, is cut (1 KiB/s: a trickle, not a line).
+MIN_BODY_BYTES_PER_SECOND = 1024
 
 _RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 _MAX_REASON = 100
@@ -82,12 +85,15 @@ def _host(peer: str | tuple[Any, ...] | None) -> str | None:
 class ProxyRequestHandler(RequestHandler):
     """aiohttp's connection protocol with a deadline on request bodies and quiet 400s; see the module."""
 
-    __slots__ = ("_arriving",)
+    __slots__ = ("_arriving", "_body_bytes", "_body_deadline", "_body_started")
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         # The body a handler is running for while it is still arriving: parser errors inside it are its.
         self._arriving: StreamReader | None = None
+        self._body_bytes = 0  # bytes received while it arrives: each buys it more time
+        self._body_started = 0.0
+        self._body_deadline: asyncio.TimerHandle | None = None
 
     async def _handle_request(
         self, request: web.BaseRequest, start_time: float | None, request_handler: _RequestHandler
@@ -96,11 +102,15 @@ class ProxyRequestHandler(RequestHandler):
         if body.is_eof():  # no body, or all of it came with the head: most requests, nothing to time
             return await super()._handle_request(request, start_time, request_handler)
         self._arriving = body
-        deadline = self._loop.call_later(self.keepalive_timeout, self._body_overdue, body)
+        self._body_bytes = 0
+        self._body_started = self._loop.time()
+        self._body_deadline = self._loop.call_later(self.keepalive_timeout, self._body_overdue, body)
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:
-            deadline.cancel()
+            if self._body_deadline is not None:
+                self._body_deadline.cancel()
+                self._body_deadline = None
             self._arriving = None
             if body.exception() is not None:
                 # The body failed (too slow, malformed, undecodable) and its rest will never be read.
@@ -109,13 +119,22 @@ class ProxyRequestHandler(RequestHandler):
                 self.force_close()
 
     def _body_overdue(self, body: StreamReader) -> None:
-        if not body.is_eof() and body.exception() is None:
-            # The handler's read raises this; the error middleware answers it like any ProxyError.
-            body.set_exception(request_timeout(self.keepalive_timeout))
+        self._body_deadline = None
+        if body.is_eof() or body.exception() is not None:
+            return
+        allowed = self.keepalive_timeout + self._body_bytes / MIN_BODY_BYTES_PER_SECOND
+        left = self._body_started + allowed - self._loop.time()
+        if left > 0:  # it kept coming at the minimum rate: it has earned more time
+            self._body_deadline = self._loop.call_later(left, self._body_overdue, body)
+            return
+        # The handler's read raises this; the error middleware answers it like any ProxyError.
+        body.set_exception(request_timeout(self.keepalive_timeout))
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         body = self._arriving
+        if body is not None:
+            self._body_bytes += len(data)
         # A parser error while a body is arriving is an error in that body (no next request can start
         # before it ends), e.g. bad chunk framing. aiohttp queues it as the next request's 400, which
         # would come only after the handler gave up waiting for a body that cannot come.

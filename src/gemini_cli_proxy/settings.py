@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     proxy_shutdown_grace: float = Field(10.0, ge=0)
     # How long a client may take to send a request head (from connecting, or from its previous request's
     # end: an idle keep-alive connection is closed after it too), and again its body; not the response.
-    proxy_request_read_timeout: float = Field(30.0, gt=0)
+    proxy_request_read_timeout: float = Field(75.0, gt=0)
     # The pool's failure policy: the cooldown after a 429 without RetryInfo (it doubles with each
     # consecutive 429), and how many credentials / how long one request may try before giving up.
     proxy_cooldown_seconds: float = Field(60.0, gt=0)

@@ -25,6 +25,8 @@ class EventTooLarge(ValueError):
 # The largest event the decoder holds: Gemini's image models put a whole base64 image in one event
 # (a 4K image is ~10 MB), while a line with no end in sight must not grow the process without bound.
 MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
+# The memory one held `data:` line costs beyond its bytes (a bytes object and its list slot).
+LINE_COST: Final = 48
 
 
 class SSEDecoder:
@@ -121,7 +123,8 @@ class SSEDecoder:
             if value[:1] == b" ":
                 value = value[1:]
             self._data.append(value)
-            self._data_size += len(value)
+            # What holding it costs, not just its length: a flood of empty `data:` lines is not free.
+            self._data_size += len(value) + LINE_COST
             if self._data_size > self._limit:
                 raise EventTooLarge(f"an event grew past {self._limit} bytes without ending")
         # Any other field (event, id, retry) or a ':' comment carries nothing we use.

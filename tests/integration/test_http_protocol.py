@@ -369,3 +369,18 @@ def test_a_bug_in_a_handler_is_still_logged_with_its_traceback(
     assert status == 500
     logged = [record for record in caplog.records if record.levelno >= logging.ERROR and record.exc_info]
     assert logged and "a real bug" in str(logged[0].exc_info[1] if logged[0].exc_info else "")
+
+
+def test_a_large_body_over_a_slow_line_is_served(serve: Serve) -> None:
+    """Slower than the read timeout in all, but steady: each KiB buys a second more."""
+    padded = BODY.replace(b'"messages"', b'"user": "' + b"x" * 20_000 + b'", "messages"')
+    port = serve()
+    with connect(port) as sock:
+        sock.sendall(CHAT_HEAD % len(padded))
+        started = time.monotonic()
+        for start in range(0, len(padded), 2048):
+            sock.sendall(padded[start : start + 2048])
+            time.sleep(0.1)
+        assert time.monotonic() - started > READ_TIMEOUT * 1.5
+        status, _, body = read_response(sock)
+    assert status == 200, body

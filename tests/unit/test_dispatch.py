@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from gemini_cli_proxy.pool.credentials import ApiKeyCredential
-from gemini_cli_proxy.pool.dispatch import Gateway
+from gemini_cli_proxy.pool.dispatch import Gateway, GoogleStream
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.pool.usage import UsageRecorder
 from gemini_cli_proxy.store.memory import MemoryStore
@@ -59,5 +60,24 @@ def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
         _, served = await gateway([a1, a2, b1], client, store).generate("gemini-2.5-flash", {})
         assert served is b1
         assert client.calls == ["key-a2-0000000", "key-b1-0000000"]
+
+    asyncio.run(scenario())
+
+
+def test_closing_a_google_stream_closes_googles_response_even_before_it_is_iterated() -> None:
+    closed: list[bool] = []
+
+    async def events() -> AsyncGenerator[list[dict[str, Any]], None]:
+        try:
+            yield [{"first": True}]
+            yield [{"second": True}]
+        finally:
+            closed.append(True)
+
+    async def scenario() -> None:
+        inner = events()
+        await anext(inner)  # the gateway takes the first batch itself
+        await GoogleStream(inner, ApiKeyCredential("key-for-the-test")).aclose()
+        assert closed == [True]
 
     asyncio.run(scenario())

@@ -116,7 +116,7 @@ def test_default_oauth_file_is_used_when_present(tmp_path: Path, monkeypatch: py
 
 
 def test_request_read_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_settings().proxy_request_read_timeout == 30.0
+    assert load_settings().proxy_request_read_timeout == 75.0
     monkeypatch.setenv("PROXY_REQUEST_READ_TIMEOUT", "2.5")
     assert load_settings().proxy_request_read_timeout == 2.5
     for bad in ("0", "-1", "soon"):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gemini_cli_proxy.sse import DONE, EventTooLarge, SSEDecoder, encode_event
+from gemini_cli_proxy.sse import DONE, LINE_COST, EventTooLarge, SSEDecoder, encode_event
 
 from support import recording
 
@@ -141,8 +141,14 @@ def test_an_event_over_the_limit_is_refused_and_holds_no_more_than_the_limit() -
 
 
 def test_an_event_at_the_limit_passes_and_the_limit_is_per_event() -> None:
-    decoder = SSEDecoder(max_event_bytes=1000)
+    decoder = SSEDecoder(max_event_bytes=1000 + LINE_COST)  # one line of 1000 bytes
     for _ in range(5):  # five events of 1000 bytes: fine, each on its own
         payload = b"x" * 1000
         pieces = [b"data: " + payload[:300], payload[300:700], payload[700:] + b"\r\n\r\n"]
         assert [e for piece in pieces for e in decoder.feed(piece)] == [payload]
+
+
+def test_a_flood_of_empty_data_lines_counts_against_the_limit() -> None:
+    decoder = SSEDecoder(max_event_bytes=100_000)
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data:\n" * 10_000)

@@ -70,3 +70,29 @@ def test_an_error_code_of_any_shape_names_a_status(code: Any) -> None:
 def test_error_details_of_any_shape_are_classified(error: dict[str, Any]) -> None:
     failure = from_response(429, orjson.dumps({"error": error}))
     assert failure.verdict is Verdict.RATE_LIMITED
+
+
+def test_code_assist_errors_inside_the_envelope_or_an_array_are_classified() -> None:
+    error = {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}
+    for raw in (
+        orjson.dumps({"response": {"error": error}, "traceId": "t"}),
+        orjson.dumps({"error": error}),
+        orjson.dumps([{"error": error}]),
+    ):
+        with pytest.raises(UpstreamError) as caught:
+            code_assist_reply_of(raw, ())
+        assert (caught.value.verdict, caught.value.status) == (Verdict.RATE_LIMITED, 429), raw
+    with pytest.raises(UpstreamError) as wrapped:
+        gemini_reply(orjson.dumps([{"error": error}]), ())
+    assert wrapped.value.verdict is Verdict.RATE_LIMITED
+
+
+def test_every_text_of_googles_error_is_scrubbed() -> None:
+    details = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": f"BAD {SECRET}"},
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": SECRET}]},
+    ]
+    body = {"error": {"code": 403, "message": f"m {SECRET}", "status": f"S {SECRET}", "details": details}}
+    failure = from_response(403, orjson.dumps(body), secrets=(SECRET,))
+    assert SECRET not in str(failure) and SECRET not in repr(failure)
+    assert SECRET not in failure.reason and SECRET not in "".join(failure.quota_ids)

@@ -8,19 +8,16 @@ They are bounded by a number of attempts and a total deadline, and failures that
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from ..errors import ProxyError
-from ..redact import scrub
 from ..upstream.aistudio import AiStudioClient
 from ..upstream.codeassist import CodeAssistClient
-from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, timed_out, to_proxy_error
+from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
 from ..upstream.vertex import VertexClient
 from .credentials import ApiKeyCredential, Credential, OAuthCredential, VertexKeyCredential
 from .scheduler import Scheduler
@@ -29,7 +26,6 @@ from .usage import UsageRecorder
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
 _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
 
-_OUT_OF_TIME = "retry_deadline"  # the reason of the timeout that waiting() raises
 Events = AsyncGenerator[list[dict[str, Any]], None]  # batches of Google events, one per network read
 
 
@@ -65,8 +61,7 @@ class Gateway:
             if attempts.skip(cred):
                 continue
             try:
-                async with attempts.waiting():
-                    reply = await self._generate(cred, model, request)
+                reply = await self._generate(cred, model, request)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure)
                 continue
@@ -76,22 +71,22 @@ class Gateway:
 
     async def open_stream(
         self, model: str, request: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], Events, Credential]:
+    ) -> tuple[list[dict[str, Any]], GoogleStream, Credential]:
         """The first batch of a stream's events and the iterator of the rest; every failure up to
         the first event is retried on another credential."""
         attempts = self._attempts(model)
         for cred in await attempts.plan():
             if attempts.skip(cred):
                 continue
+            within = attempts.answer_within()
             if isinstance(cred, ApiKeyCredential):
-                events = self._aistudio.stream(cred, model, request)
+                events = self._aistudio.stream(cred, model, request, answer_within=within)
             elif isinstance(cred, OAuthCredential):
-                events = self._codeassist.stream(cred, model, request)
+                events = self._codeassist.stream(cred, model, request, answer_within=within)
             else:
-                events = self._vertex.stream(cred, model, request)
+                events = self._vertex.stream(cred, model, request, answer_within=within)
             try:
-                async with attempts.waiting():
-                    first = await anext(events)
+                first = await anext(events)
             except StopAsyncIteration:
                 await attempts.failed(cred, garbage("the stream ended before its first event"))
                 continue
@@ -100,7 +95,7 @@ class Gateway:
                 await attempts.failed(cred, failure)
                 continue
             await self._scheduler.report_success(cred, model)
-            return first, _scrubbed(events, cred), cred
+            return first, GoogleStream(events, cred), cred
         raise await attempts.give_up()
 
     async def _generate(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -140,48 +135,35 @@ class Gateway:
         self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
 
 
-class _RetryLimit:
-    """asyncio.timeout for a retry, raising the retry deadline's UpstreamError when it runs out."""
-
-    __slots__ = ("_deadline", "_limit")
-
-    def __init__(self, remaining: float, deadline: float) -> None:
-        self._limit = asyncio.timeout(remaining)
-        self._deadline = deadline
-
-    async def __aenter__(self) -> None:
-        await self._limit.__aenter__()
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await self._limit.__aexit__(kind, exc, tb)
-        except TimeoutError:
-            late = timed_out(f"No credential answered within the retry deadline of {self._deadline:g} s")
-            late.reason = _OUT_OF_TIME
-            raise late from None
-
-
-_NO_LIMIT: Final = contextlib.nullcontext()
-
-
 def scrub_failure(failure: UpstreamError, cred: Credential) -> None:
     """Every text of Google's is scrubbed where it is parsed; this is the second line, at the one
     place every failure of every credential kind passes, so that no path can miss the secrets."""
-    failure.message = scrub(failure.message, cred.secrets())
+    failure.scrub(cred.secrets())
 
 
-async def _scrubbed(events: Events, cred: Credential) -> Events:
-    """The rest of a stream; a failure in it is scrubbed of the credential's secrets like any other."""
-    try:
-        async for batch in events:
-            yield batch
-    except UpstreamError as failure:
-        scrub_failure(failure, cred)
-        raise
-    finally:
-        await events.aclose()
+class GoogleStream:
+    """The rest of a stream after its first batch: a failure in it is scrubbed of the credential's
+    secrets like any other, and `aclose()` always closes Google's response, also when iteration
+    never began (a generator wrapper's would not)."""
+
+    __slots__ = ("_cred", "_events")
+
+    def __init__(self, events: Events, cred: Credential) -> None:
+        self._events = events
+        self._cred = cred
+
+    def __aiter__(self) -> GoogleStream:
+        return self
+
+    async def __anext__(self) -> list[dict[str, Any]]:
+        try:
+            return await anext(self._events)
+        except UpstreamError as failure:
+            scrub_failure(failure, self._cred)
+            raise
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
 
 
 class _Attempts:
@@ -207,19 +189,20 @@ class _Attempts:
         """A credential whose project this request just saw rate limited shares that limit."""
         return cred.project_key() in self._cooled_projects
 
-    def waiting(self) -> contextlib.AbstractAsyncContextManager[None]:
-        """Bounds the wait for an attempt's first byte. The first attempt has the upstream timeout
-        (a long generation is normal); a retry has only what is left of the retry deadline, so a
-        request that failed once does not wait for another credential past it."""
+    def answer_within(self) -> float | None:
+        """How long an attempt may wait for its stream to begin (headers, not the generation): the
+        first has the upstream timeout; a retry only what is left of the retry deadline, so that a
+        request that failed once does not wait past it for another credential to answer at all."""
         if self._count == 0:
-            return _NO_LIMIT  # most requests: nothing to set up
-        return _RetryLimit(self._deadline - time.monotonic(), self._policy.deadline_seconds)
+            return None
+        return max(0.0, self._deadline - time.monotonic())
 
     async def failed(self, cred: Credential, failure: UpstreamError) -> None:
         scrub_failure(failure, cred)
-        if failure.reason == _OUT_OF_TIME:
-            # Our own retry deadline ran out while waiting: nothing is known against the credential.
-            raise to_proxy_error(failure)
+        if failure.verdict is Verdict.TIMEOUT and self._count > 0 and time.monotonic() >= self._deadline:
+            # The retry deadline ran out while this retry waited: nothing is known against the
+            # credential, and the client hears what made the request retry (a 429, say).
+            raise await self.give_up()
         await self._scheduler.report_failure(cred, self._model, failure)
         self._usage.record(cred.id, self._model, error=f"{failure.status} {failure.verdict.value}")
         if failure.verdict not in RETRY_ELSEWHERE:

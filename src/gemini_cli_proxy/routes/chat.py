@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ from aiohttp import web
 from .. import errors
 from ..errors import ProxyError
 from ..middleware import LOG_FIELDS, OPEN_STREAM, end_stream
+from ..pool.dispatch import GoogleStream
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
 from ..translate.media import media_urls
@@ -139,16 +139,16 @@ async def _relay(
     request: web.Request,
     translator: StreamTranslator,
     first: list[dict[str, Any]],
-    events: AsyncGenerator[list[dict[str, Any]], None],
+    events: GoogleStream,
     fields: dict[str, Any],
 ) -> web.StreamResponse:
     """Send the stream. Past this point nothing is retried: the client has bytes already. What
     goes wrong from here ends the stream with an error event (here, or in the error middleware
     for what this does not expect), never with a second response."""
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(request)
-    request[OPEN_STREAM] = response
     try:
+        await response.prepare(request)
+        request[OPEN_STREAM] = response
         # One write per upstream read: few syscalls, and aiohttp's write applies back-pressure,
         # so a slow client slows the upstream read instead of making the proxy buffer.
         await response.write(_translate(translator, first))

@@ -54,11 +54,12 @@ def events(*values: Any, interval: float = 0.0) -> Reply:
     return Reply.wire([event(v) for v in values], content_type=SSE_CONTENT_TYPE, interval=interval)
 
 
-def trickled(body: bytes, *, interval: float, content_type: str = JSON_CONTENT_TYPE) -> Reply:
+def trickled(
+    body: bytes, *, interval: float, content_type: str = JSON_CONTENT_TYPE, status: int = 200
+) -> Reply:
     """`body` one byte every `interval` s: never quiet long enough to trip a socket read timeout."""
-    return Reply.wire(
-        [body[i : i + 1] for i in range(len(body))], content_type=content_type, interval=interval
-    )
+    pieces = [body[i : i + 1] for i in range(len(body))]
+    return Reply.wire(pieces, content_type=content_type, interval=interval, status=status)
 
 
 def comments_only(*, interval: float, count: int) -> Reply:

@@ -36,7 +36,12 @@ class AiStudioClient:
         return reply
 
     def stream(
-        self, cred: ApiKeyCredential, model: str, request: dict[str, Any]
+        self,
+        cred: ApiKeyCredential,
+        model: str,
+        request: dict[str, Any],
+        *,
+        answer_within: float | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         url = f"{self._base}{model}:streamGenerateContent?alt=sse"
         return sse_events(
@@ -46,4 +51,5 @@ class AiStudioClient:
             body=encode(request),
             secrets=cred.secrets(),
             parse=gemini_reply,
+            answer_within=answer_within,
         )

@@ -173,7 +173,12 @@ class CodeAssistClient:
         return reply
 
     async def stream(
-        self, cred: OAuthCredential, model: str, request: dict[str, Any]
+        self,
+        cred: OAuthCredential,
+        model: str,
+        request: dict[str, Any],
+        *,
+        answer_within: float | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         body = encode(await self._envelope(cred, model, request))
         url = f"{self._base}:streamGenerateContent?alt=sse"
@@ -188,6 +193,7 @@ class CodeAssistClient:
                 body=body,
                 secrets=cred.secrets(),
                 parse=code_assist_reply_of,
+                answer_within=answer_within,
             )
             # aclosing: a client that goes away mid-stream closes the upstream response too.
             async with aclosing(events):

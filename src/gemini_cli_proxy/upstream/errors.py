@@ -72,6 +72,14 @@ class UpstreamError(Exception):
         """Google named a per-day quota (as opposed to a long per-minute delay)."""
         return self.reason == "QUOTA_EXHAUSTED" or any("PerDay" in q or "Daily" in q for q in self.quota_ids)
 
+    def scrub(self, secrets: tuple[str, ...]) -> None:
+        """Every text of Google's in this failure, with `secrets` (and secret-looking strings) redacted."""
+        self.message = scrub(self.message, secrets)
+        self.google_status = scrub(self.google_status, secrets)
+        self.reason = scrub(self.reason, secrets)
+        self.consumer = scrub(self.consumer, secrets)
+        self.quota_ids = tuple(scrub(quota, secrets) for quota in self.quota_ids)
+
     def __str__(self) -> str:
         return f"{self.status} {self.google_status or self.verdict.value}: {self.message}"
 
@@ -124,7 +132,7 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
         verdict = Verdict.SERVER if status >= 500 else Verdict.UNREACHABLE
         return UpstreamError(verdict, status, f"unexpected answer from Google: {snippet!r}")
     message = scrub(str(error.get("message", "")), secrets)
-    google_status = str(error.get("status", ""))
+    google_status = scrub(str(error.get("status", "")), secrets)
     reason = ""
     consumer = ""
     retry_after: float | None = None
@@ -141,9 +149,11 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
         elif kind.endswith("QuotaFailure"):
             quota_ids.extend(str(v.get("quotaId", "")) for v in _dicts(detail.get("violations")))
     verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
-    return UpstreamError(
+    failure = UpstreamError(
         verdict, status, message, google_status, reason, retry_after, tuple(quota_ids), consumer
     )
+    failure.scrub(secrets)  # every text of Google's: any of them may quote what it was sent
+    return failure
 
 
 def _verdict(

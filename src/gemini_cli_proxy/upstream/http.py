@@ -88,6 +88,18 @@ def _redirected(status: int) -> UpstreamError:
     return garbage(f"a redirect (HTTP {status}), which Google's APIs never send; not followed", status)
 
 
+async def _by(when: float, call: Callable[[], Awaitable[T]], message: str) -> T:
+    """`call()`, unless the loop's clock reaches `when` first: then Google took too long."""
+    limit = asyncio.timeout_at(when)
+    try:
+        async with limit:
+            return await call()
+    except TimeoutError:
+        if limit.expired():
+            raise timed_out(message) from None
+        raise  # aiohttp's own connect or read timeout, not ours (guarded() words it)
+
+
 async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
     if resp.content_length is not None:
         if resp.content_length > MAX_REPLY_BYTES:
@@ -130,13 +142,8 @@ async def request_json(
         # The whole reply, headers to last byte: a reply trickled a byte at a time never trips
         # the socket's read timeout, which only bounds the gap between two reads.
         wait = patience(session)
-        async with asyncio.timeout(wait) as limit:
-            try:
-                return await call()
-            except TimeoutError:
-                if not limit.expired():
-                    raise  # aiohttp's own connect or read timeout, not ours
-        raise timed_out(f"Google sent no complete answer within {wait:g} s")
+        when = asyncio.get_running_loop().time() + wait
+        return await _by(when, call, f"Google sent no complete answer within {wait:g} s")
 
     return await guarded(bounded)
 
@@ -149,12 +156,14 @@ async def sse_events(
     body: bytes,
     secrets: tuple[str, ...] = (),
     parse: Parser = any_json,
+    answer_within: float | None = None,
 ) -> AsyncGenerator[list[Any], None]:
     """Google's SSE events, `parse`d, in batches: every event that one network read completed.
     Batches let the relay write once per read instead of once per event, which is most of the
     cost of a fast stream; a slow stream still gets each event as soon as it arrives. The request
     is sent on the first `__anext__`, so a failure to connect or a non-200 answer surfaces there,
-    before anything reached the client."""
+    before anything reached the client. `answer_within`: seconds for the answer's headers, when less
+    than the upstream timeout."""
     wait = patience(session)
     loop = asyncio.get_running_loop()
     # When the next event is due: reads that bring bytes but no event (comments, a trickle) do
@@ -165,20 +174,18 @@ async def sse_events(
     del body
 
     async def connect() -> aiohttp.ClientResponse:
-        async with asyncio.timeout_at(due) as limit:
-            try:
-                return await sending
-            except TimeoutError:
-                if not limit.expired():
-                    raise  # aiohttp's own connect or read timeout, not ours
-        raise timed_out(f"Google sent no answer within {wait:g} s")
+        return await sending
 
-    resp = await guarded(connect)
+    # A retry may have less time than that to get its answer started (see Gateway: the retry deadline).
+    started_by = due if answer_within is None else min(due, loop.time() + answer_within)
+    waited = started_by - loop.time()
+    resp = await guarded(lambda: _by(started_by, connect, f"Google sent no answer within {waited:g} s"))
     try:
         if resp.status in _REDIRECTS:
             raise _redirected(resp.status)
         if resp.status != 200:
-            raw = await guarded(lambda: _read_capped(resp))
+            message = f"Google sent no complete answer within {wait:g} s"
+            raw = await guarded(lambda: _by(due, lambda: _read_capped(resp), message))
             raise from_response(resp.status, raw, secrets=secrets)
         decoder = SSEDecoder(MAX_EVENT_BYTES)
         while True:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..wire.gemini import GenerateContentResponse, WrongShape, code_assist_reply, generate_response
-from .errors import UpstreamError, error_status, from_response, garbage
+from .errors import UpstreamError, error_status, from_payload, garbage
 
 # (body, the credential's secrets) -> the parsed reply
 Parser = Callable[[bytes, tuple[str, ...]], Any]
@@ -27,9 +27,22 @@ def any_json(raw: bytes, secrets: tuple[str, ...]) -> Any:
         raise garbage("not JSON") from None
 
 
-def _failed(reply: dict[str, Any], raw: bytes, secrets: tuple[str, ...]) -> UpstreamError:
-    """Google's error inside a 200: a stream that broke after it began, or a wrapped reply."""
-    return from_response(error_status(reply.get("error")), raw, secrets=secrets)
+def _failed(error: Any, raw: bytes, secrets: tuple[str, ...]) -> UpstreamError:
+    """Google's error object inside a 200: a stream that broke after it began, or a wrapped reply."""
+    return from_payload(error_status(error), {"error": error}, raw, secrets=secrets)
+
+
+def _wrapped_error(raw: bytes, secrets: tuple[str, ...]) -> UpstreamError | None:
+    """Code Assist may wrap an error in a JSON array, `[{"error": {...}}]`, even inside a 200."""
+    if raw.lstrip()[:1] != b"[":
+        return None
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if payload and isinstance(payload[0], dict) and isinstance(payload[0].get("error"), dict):
+        return _failed(payload[0]["error"], raw, secrets)
+    return None
 
 
 def gemini_reply(raw: bytes, secrets: tuple[str, ...]) -> GenerateContentResponse:
@@ -37,9 +50,9 @@ def gemini_reply(raw: bytes, secrets: tuple[str, ...]) -> GenerateContentRespons
     try:
         reply = generate_response(raw)
     except WrongShape as exc:
-        raise garbage(f"not a GenerateContentResponse: {exc}") from None
+        raise _wrapped_error(raw, secrets) or garbage(f"not a GenerateContentResponse: {exc}") from None
     if "error" in reply:
-        raise _failed(dict(reply), raw, secrets)
+        raise _failed(reply["error"], raw, secrets)
     return reply
 
 
@@ -48,12 +61,12 @@ def code_assist_reply_of(raw: bytes, secrets: tuple[str, ...]) -> GenerateConten
     try:
         envelope = code_assist_reply(raw)
     except WrongShape as exc:
-        raise garbage(f"not a Code Assist reply: {exc}") from None
+        raise _wrapped_error(raw, secrets) or garbage(f"not a Code Assist reply: {exc}") from None
     if "error" in envelope:
-        raise _failed(dict(envelope), raw, secrets)
+        raise _failed(envelope["error"], raw, secrets)
     response = envelope.get("response")
     if response is None:
         raise garbage("a Code Assist reply without a 'response' object")
     if "error" in response:
-        raise _failed(dict(response), raw, secrets)
+        raise _failed(response["error"], raw, secrets)
     return response

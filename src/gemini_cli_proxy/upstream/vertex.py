@@ -102,7 +102,12 @@ class VertexClient:
         raise AssertionError("unreachable")
 
     async def stream(
-        self, cred: VertexCredential, model: str, request: dict[str, Any]
+        self,
+        cred: VertexCredential,
+        model: str,
+        request: dict[str, Any],
+        *,
+        answer_within: float | None = None,
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
         url = self.url(cred, model, "streamGenerateContent") + "?alt=sse"
         body = encode(request)
@@ -110,7 +115,13 @@ class VertexClient:
         for attempt in (1, 2):
             headers = await self._headers(cred, force=attempt == 2, stale=_bearer(headers))
             events = sse_events(
-                self._session, url, headers=headers, body=body, secrets=cred.secrets(), parse=gemini_reply
+                self._session,
+                url,
+                headers=headers,
+                body=body,
+                secrets=cred.secrets(),
+                parse=gemini_reply,
+                answer_within=answer_within,
             )
             # aclosing: a client that goes away mid-stream closes the upstream response too.
             async with aclosing(events):
