@@ -38,13 +38,13 @@ def test_rate_limited_key_is_skipped_until_its_delay_passes(
     start_proxy: StartProxy, fake: FakeGoogle
 ) -> None:
     proxy = start_proxy(gemini_api_keys=KEYS[:2])
-    fake.push(Reply.rate_limited(retry_delay="1s"))
+    fake.push(Reply.rate_limited(retry_delay="1.1s"))
     assert post(proxy).status_code == 200  # retried transparently on the other key
     limited, other = keys_used(fake)
     for _ in range(4):
         assert post(proxy).status_code == 200
     assert set(keys_used(fake)[2:]) == {other}
-    time.sleep(1.2)
+    time.sleep(1.3)
     for _ in range(4):
         assert post(proxy).status_code == 200
     assert limited in keys_used(fake)[6:]
@@ -52,20 +52,20 @@ def test_rate_limited_key_is_skipped_until_its_delay_passes(
 
 def test_repeated_rate_limits_grow_the_cooldown(start_proxy: StartProxy, fake: FakeGoogle) -> None:
     proxy = start_proxy(gemini_api_keys=KEYS[:1])
-    fake.push(Reply.rate_limited(retry_delay="1s"))
+    fake.push(Reply.rate_limited(retry_delay="1.1s"))
     first = post(proxy)
-    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
-    time.sleep(1.1)
-    fake.push(Reply.rate_limited(retry_delay="1s"))
+    assert first.status_code == 429 and first.headers["Retry-After"] == "2"  # 1.1 s, rounded up
+    time.sleep(1.2)
+    fake.push(Reply.rate_limited(retry_delay="1.1s"))
     second = post(proxy)
     assert second.status_code == 429
     third = post(proxy)  # answered by the pool: the second strike doubled the cooldown
-    assert third.status_code == 429 and third.headers["Retry-After"] == "2"
-    time.sleep(2.1)
+    assert third.status_code == 429 and third.headers["Retry-After"] == "3"  # 2.2 s
+    time.sleep(2.3)
     assert post(proxy).status_code == 200  # a success clears the strikes
-    fake.push(Reply.rate_limited(retry_delay="1s"))
+    fake.push(Reply.rate_limited(retry_delay="1.1s"))
     post(proxy)
-    assert post(proxy).headers["Retry-After"] == "1"
+    assert post(proxy).headers["Retry-After"] == "2"
 
 
 def test_cooldown_is_per_model(start_proxy: StartProxy, fake: FakeGoogle) -> None:
@@ -101,7 +101,7 @@ def test_backup_pool_only_while_primaries_are_out(start_proxy: StartProxy, fake:
     for _ in range(3):
         assert post(proxy).status_code == 200
     assert set(keys_used(fake)) == {KEYS[0]}
-    fake.push(Reply.rate_limited(retry_delay="1s"))
+    fake.push(Reply.rate_limited(retry_delay="1.1s"))
     assert post(proxy).status_code == 200  # the primary is limited: the backup answers
     assert keys_used(fake)[-2:] == [KEYS[0], "backup-key-9999"]
     assert post(proxy).status_code == 200
@@ -189,9 +189,9 @@ def _in_parallel(proxy: Proxy, count: int) -> list[httpx.Response]:
 
 def test_concurrent_429s_of_one_episode_are_one_strike(start_proxy: StartProxy, fake: FakeGoogle) -> None:
     proxy = start_proxy(gemini_api_keys=KEYS[:1])
-    fake.push_many([Reply.delay(0.3, then=Reply.rate_limited(retry_delay="2s")) for _ in range(4)])
+    fake.push_many([Reply.delay(0.3, then=Reply.rate_limited(retry_delay="1.5s")) for _ in range(4)])
     assert {r.status_code for r in _in_parallel(proxy, 4)} == {429}
-    assert post(proxy).headers["Retry-After"] == "2"  # not 2 * 2**3
+    assert post(proxy).headers["Retry-After"] == "2"  # 1.5 s, not 1.5 * 2**3
 
 
 def test_a_success_begun_before_a_429_does_not_end_its_cooldown(
@@ -225,3 +225,15 @@ def test_a_successful_probe_ends_a_cooldown_early(start_proxy: StartProxy, fake:
     probe = httpx.get(f"{proxy.url}/v1/test?model=gemini-2.5-flash").json()["data"][0]
     assert probe["ok"] is True
     assert post(proxy).status_code == 200
+
+
+def test_a_429_in_a_quota_windows_last_second_is_no_strike(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.rate_limited(retry_delay="0.4s"))  # RetryInfo "0s": the window ends now
+    first = post(proxy)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
+    time.sleep(0.5)
+    fake.push(Reply.rate_limited(retry_delay="3.5s"))
+    assert post(proxy).status_code == 429
+    # The first strike's delay (3.5 s), not a second's (7 s): the last-second 429 counted for nothing.
+    assert post(proxy).headers["Retry-After"] == "4"

@@ -37,10 +37,11 @@ def test_per_minute_rate_limit_carries_retry_after() -> None:
         429, "RESOURCE_EXHAUSTED", details=[quota("GenerateRequestsPerMinutePerProjectPerModel"), RETRY]
     )
     failure = from_response(429, body)
-    assert failure.verdict is Verdict.RATE_LIMITED and failure.retry_after == 37.0
+    # RetryInfo's whole seconds are truncated: a second more, so a spent quota is not tried early.
+    assert failure.verdict is Verdict.RATE_LIMITED and failure.retry_after == 38.0
     error = to_proxy_error(failure)
     assert (error.status, error.type, error.code) == (429, "requests", "rate_limit_exceeded")
-    assert error.headers() == {"Retry-After": "37"}
+    assert error.headers() == {"Retry-After": "38"}
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,29 @@ def test_model_capacity_is_googles_not_the_credentials() -> None:
 
 def test_code_assist_array_wrapped_error() -> None:
     body = b"[" + google_error(429, "RESOURCE_EXHAUSTED", details=[RETRY]) + b"]"
-    assert from_response(429, body).retry_after == 37.0
+    assert from_response(429, body).retry_after == 38.0
+
+
+@pytest.mark.parametrize(
+    ("retry_info", "message", "expected"),
+    [
+        ("58s", "Please retry in 58.934310785s.", 58.934310785),  # the message's exact delay
+        ("58s", "Please retry in 58s.", 59.0),  # whole seconds either way: one more
+        ("0s", "Please retry in 0.412s.", 0.412),  # a window's last second
+        ("0s", "no delay in words", 1.0),
+        ("7s", "Your quota will reset after 7.5s.", 7.5),  # Code Assist's wording
+        ("7s", "Please retry in 31.2s.", 8.0),  # a message that disagrees is not believed
+        ("2.5s", "", 2.5),  # a delay with a fraction is already exact
+    ],
+)
+def test_retry_delays_are_rounded_up_to_when_the_quota_resets(
+    retry_info: str, message: str, expected: float
+) -> None:
+    details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_info}]
+    body = orjson.dumps(
+        {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED", "details": details}}
+    )
+    assert from_response(429, body).retry_after == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,8 @@ from .credentials import ApiKeyCredential, Credential
 log = logging.getLogger("gemini_cli_proxy.pool")
 
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
+# A 429 asking to wait no longer than this came in a quota window's last second.
+LAST_SECOND = 1.0
 
 
 def seconds_until_quota_reset(now: float) -> float:
@@ -175,11 +177,17 @@ class Scheduler:
                     # A request that was already in flight when this episode's cooldown was set:
                     # the same rate limit, not a new strike.
                     return
-                strikes = await self._store.strikes(cred.id, model) + 1
+                previous = await self._store.strikes(cred.id, model)
                 base = (
                     failure.retry_after if failure.retry_after is not None else self._policy.default_seconds
                 )
-                seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
+                if base <= LAST_SECOND:
+                    # A 429 in a quota window's last second: the window ends now, so the key is no
+                    # worse than before it; wait the window out without a strike.
+                    strikes, seconds = previous, base
+                else:
+                    strikes = previous + 1
+                    seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
                 await self._cool_project(cred, model, Cooldown(now + seconds, "rate_limited", strikes))
                 log.warning(
                     "%s rate limited on %s; cooling down %.1fs (strike %d)",

@@ -110,6 +110,11 @@ def permission_body(api: str, reason: str) -> dict[str, Any]:
     return error_body(403, message, "PERMISSION_DENIED", [info])
 
 
+def truncated(delay: str) -> str:
+    """RetryInfo's form of a delay: "58.934s" -> "58s"."""
+    return f"{int(float(delay.removesuffix('s')))}s"
+
+
 def rate_limit_body(
     api: str, model: str, retry_delay: str, quota_id: str, reason: str | None
 ) -> dict[str, Any]:
@@ -152,6 +157,7 @@ def rate_limit_body(
     details += [
         {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]},
         {"@type": "type.googleapis.com/google.rpc.Help", "links": [help_link]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
+        # Whole seconds, truncated ("58s" for 58.93): the message keeps the exact delay.
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": truncated(retry_delay)},
     ]
     return error_body(429, message, "RESOURCE_EXHAUSTED", details)

@@ -119,7 +119,9 @@ class Reply:
         quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
         reason: str | None = None,
     ) -> Reply:
-        """429 RESOURCE_EXHAUSTED with QuotaFailure, Help, RetryInfo (and ErrorInfo when `reason`)."""
+        """429 RESOURCE_EXHAUSTED with QuotaFailure, Help, RetryInfo (and ErrorInfo when `reason`).
+        `retry_delay` is the exact delay, as the message states it ("Please retry in 1.5s");
+        RetryInfo carries it truncated to whole seconds ("1s"), as Google's does."""
         return cls("rate_limited", status=429, retry_delay=retry_delay, quota_id=quota_id, reason=reason)
 
     @classmethod

@@ -51,6 +51,8 @@ RETRY_ELSEWHERE: Final = frozenset(
 
 _DISABLING_REASONS: Final = frozenset({"API_KEY_INVALID", "CONSUMER_INVALID", "API_KEY_SERVICE_BLOCKED"})
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+# "Please retry in 58.934310785s." (AI Studio), "Your quota will reset after 58s." (Code Assist)
+_MESSAGE_DELAY = re.compile(r"(?:retry in|reset after)\s+(\d+(?:\.\d+)?)\s*s", re.IGNORECASE)
 # gemini-cli treats a retry delay this long as a spent quota rather than a rate limit.
 LONG_DELAY_SECONDS: Final = 300.0
 
@@ -89,6 +91,21 @@ def _error_object(payload: Any) -> dict[str, Any] | None:
         payload = payload[0]  # Code Assist's array wrapping
     error = payload.get("error") if isinstance(payload, dict) else None
     return error if isinstance(error, dict) else None
+
+
+def precise_delay(stated: float | None, message: str) -> float | None:
+    """How long a 429 really asks to wait. RetryInfo's delay is whole seconds, truncated ("58s" where
+    the message says "Please retry in 58.934310785s", "0s" in a window's last second): cooling for
+    exactly that brings a spent key back up to a second early. So the message's exact delay when it
+    has one, else the stated delay plus a second."""
+    match = _MESSAGE_DELAY.search(message)
+    said = match.group(1) if match else None
+    if said is not None and "." in said and (stated is None or stated <= float(said) < stated + 1):
+        return float(said)
+    base = stated if stated is not None else (float(said) if said is not None else None)
+    if base is None:
+        return None
+    return base + 1.0 if base == int(base) else base
 
 
 def parse_delay(text: Any) -> float | None:
@@ -149,6 +166,8 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
         elif kind.endswith("QuotaFailure"):
             quota_ids.extend(str(v.get("quotaId", "")) for v in _dicts(detail.get("violations")))
     verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
+    if status == 429:
+        retry_after = precise_delay(retry_after, message)
     failure = UpstreamError(
         verdict, status, message, google_status, reason, retry_after, tuple(quota_ids), consumer
     )
