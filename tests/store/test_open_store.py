@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,38 @@ def test_unknown_schemes_are_refused_without_echoing_the_url(url: str) -> None:
         open_store(url)
     assert "hunter2" not in str(caught.value)
     assert "memory://" in str(caught.value)
+
+
+def test_a_first_open_waits_out_another_process_holding_the_fresh_file(tmp_path: Path) -> None:
+    """Two workers opening a fresh file race to switch it to WAL; the loser was told "database is
+    locked" at once and ran on private state. Here the other opener holds a read lock for 0.5 s, five
+    times the store's busy timeout."""
+    path = tmp_path / "state.db"
+    holding = threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("CREATE TABLE IF NOT EXISTS other_opener (x)")
+        other.execute("BEGIN")
+        other.execute("SELECT * FROM other_opener").fetchall()  # a shared lock, in rollback mode
+        holding.set()
+        time.sleep(0.5)
+        other.execute("COMMIT")
+        other.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+
+    async def start_and_use() -> int:
+        store = SqliteStore(path, busy_timeout=0.1)
+        await store.start()
+        try:
+            return await store.next_cursor("primary")
+        finally:
+            await store.close()
+
+    try:
+        assert asyncio.run(start_and_use()) == 0
+    finally:
+        holder.join()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import random
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Final, TypeVar, cast
 
 import orjson
 
@@ -26,6 +27,8 @@ from ._batch import Coalescer, RawState, Read, Totals, aggregate
 from .base import ANY_MODEL, Cooldown, PoolState, Usage, UsageEvent
 
 T = TypeVar("T")
+# How long a first open keeps trying while another process holds a fresh file (see _open).
+FIRST_OPEN_SECONDS: Final = 10.0
 
 _SCHEMA = """
 BEGIN IMMEDIATE;
@@ -169,6 +172,11 @@ class _Worker:
                     loop.call_soon_threadsafe(_settle, outcomes)
 
 
+def _is_locked(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self._path = Path(path)
@@ -203,6 +211,20 @@ class SqliteStore:
             await worker.stop()
 
     def _open(self) -> None:
+        """Open the file, retrying while another process holds it: two workers that open a fresh
+        file at once race to switch it to WAL, and the loser is told "database is locked" (about 1
+        start in 30), which degraded that worker to private state for half a minute."""
+        deadline = time.monotonic() + max(self._busy_timeout, FIRST_OPEN_SECONDS)
+        while True:
+            try:
+                self._open_once()
+                return
+            except sqlite3.OperationalError as error:
+                if not _is_locked(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(random.uniform(0.02, 0.1))  # jittered: the other opener is not us
+
+    def _open_once(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so each statement is its own short transaction and the
         # few multi-statement writes say BEGIN IMMEDIATE themselves (no deadlock-prone lock upgrades).
