@@ -150,3 +150,29 @@ def test_signatures_are_shared_through_the_store(
     assert httpx.post(f"{second.url}/v1/chat/completions", json=follow_up).status_code == 200
     turn = fake.generate_requests()[1].request["contents"][1]
     assert turn == {"role": "model", "parts": [{"text": "Shared.", "thoughtSignature": "c2hhcmVk"}]}
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_success_through_any_instance_clears_the_strikes(
+    store: str, start_proxy: StartProxy, fake: FakeGoogle, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Strikes live with the cooldown in the shared store; a success through the other instance,
+    after the cooldown ended, must reset them there, or the next 429 doubles a cooldown for a key
+    that had served in between."""
+    if store == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        url = redis_server.url
+    else:
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    first, second = (
+        start_proxy(gemini_api_keys=KEYS[:1], proxy_state_url=url, proxy_state_max_age=0.0) for _ in range(2)
+    )
+    fake.push(Reply.rate_limited(retry_delay="1.2s"))
+    assert post(first.url).status_code == 429  # strike 1, struck by the first instance
+    time.sleep(1.4)
+    assert post(second.url).status_code == 200  # served through the other one, the cooldown over
+    fake.push(Reply.rate_limited(retry_delay="1.2s"))
+    assert post(first.url).status_code == 429
+    # Strike 1 again (1.2 s), not strike 2 (2.4 s).
+    assert post(first.url).headers["Retry-After"] == "2"

@@ -197,6 +197,25 @@ def test_strikes_outlive_the_cooldown_until_cleared(backend: Backend) -> None:
     backend.run(scenario)
 
 
+def test_pool_state_says_who_has_strikes_so_any_instance_can_clear_them(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == frozenset()
+        await store.set_cooldown("a", PRO, Cooldown(until=soon(), reason="rate_limited", strikes=1))
+        assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == {"a"}
+        # Ended: no longer cooling, still struck, until a success clears it.
+        await store.set_cooldown("a", PRO, Cooldown(until=time.time() - 5, reason="rate_limited", strikes=2))
+        state = await store.pool_state(["a", "b"], PRO, time.time())
+        assert state.cooldowns == {} and state.struck == {"a"}
+        # Exactly (credential, model): another model's strikes and ANY_MODEL's are not this model's.
+        assert (await store.pool_state(["a"], FLASH, time.time())).struck == frozenset()
+        await store.set_cooldown("b", ANY_MODEL, Cooldown(until=soon(), reason="quota_exhausted", strikes=1))
+        assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == {"a"}
+        await store.clear_cooldown("a", PRO)
+        assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == frozenset()
+
+    backend.run(scenario)
+
+
 # -- disabled flags
 
 

@@ -59,7 +59,7 @@ def _current(state: PoolState, now: float) -> PoolState:
     if all(cooldown.until > now for cooldown in state.cooldowns.values()):
         return state
     active = {cred: cooldown for cred, cooldown in state.cooldowns.items() if cooldown.until > now}
-    return PoolState(active, state.disabled)
+    return PoolState(active, state.disabled, state.struck)
 
 
 def _interleave_projects(creds: list[Credential]) -> list[Credential]:
@@ -95,6 +95,8 @@ class Scheduler:
         self._policy = policy or CooldownPolicy()
         # (credential, model) pairs this process cooled down; a success on one clears its strikes.
         self._struck: set[tuple[str, str]] = set()
+        # model -> the credentials the last state read said have strikes, whoever struck them.
+        self._struck_seen: dict[str, frozenset[str]] = {}
         self._max_age = state_max_age
         self._monotonic = monotonic  # ages snapshots; the wall clock may jump
         self._snapshots: dict[str, _Snapshot] = {}  # model -> the pool's state as last read
@@ -158,6 +160,7 @@ class Scheduler:
         primaries in rotation, then the usable backups (the backup pool serves only when no
         primary can). Raises the 429/503 answer when nothing is usable."""
         state = await self._recent_state(model)
+        self._struck_seen[model] = state.struck
         primary = self._usable(self._primary, state)
         backup = self._usable(self._backup, state)
         if not primary and not backup:
@@ -234,10 +237,12 @@ class Scheduler:
         return cred.id in (await self._store.pool_state([cred.id], model, now)).cooldowns
 
     async def report_success(self, cred: Credential, model: str, *, probe: bool = False) -> None:
-        """A success forgets the strikes, so the next 429 starts from the base delay. Only once the
-        cooldown is over: a request begun before the 429 may finish after it. A `probe` (an
-        explicit test through this credential) also ends a running cooldown early."""
-        if (cred.id, model) not in self._struck and not probe:
+        """A success forgets the strikes, so the next 429 starts from the base delay: whichever
+        instance struck them (the store's state says who has strikes). Only once the cooldown is
+        over: a request begun before the 429 may finish after it. A `probe` (an explicit test
+        through this credential) also ends a running cooldown early."""
+        struck = (cred.id, model) in self._struck or cred.id in self._struck_seen.get(model, ())
+        if not struck and not probe:
             return
         if probe or not await self._cooling(cred, model, self._clock()):
             self._struck.discard((cred.id, model))

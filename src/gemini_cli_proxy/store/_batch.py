@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Cooldown, PoolState, Usage, UsageEvent
@@ -83,6 +83,7 @@ class RawState:
 
     cooldowns: list[tuple[str, Cooldown]]
     disabled: dict[str, str]
+    struck: set[str] = field(default_factory=set)  # see PoolState.struck
 
     def at(self, now: float) -> PoolState:
         cooldowns: dict[str, Cooldown] = {}
@@ -91,7 +92,7 @@ class RawState:
                 current = cooldowns.get(cred)
                 if current is None or cooldown.until > current.until:
                     cooldowns[cred] = cooldown
-        return PoolState(cooldowns, dict(self.disabled))
+        return PoolState(cooldowns, dict(self.disabled), frozenset(self.struck))
 
 
 # Advance each pool's cursor by the given count and return the values before; answer each Read (with

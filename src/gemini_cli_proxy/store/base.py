@@ -51,6 +51,9 @@ class PoolState:
 
     cooldowns: dict[str, Cooldown] = field(default_factory=dict)  # credential id -> active cooldown
     disabled: dict[str, str] = field(default_factory=dict)  # credential id -> reason
+    # Credentials with strikes recorded for exactly this model, their cooldown over or not: a success
+    # through any instance then clears them, so the next 429 starts from the base delay again.
+    struck: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 class StateStore(Protocol):

@@ -49,7 +49,12 @@ class MemoryStore:
             reason = self._disabled.get(cred)
             if reason is not None:
                 disabled[cred] = reason
-        return PoolState(cooldowns, disabled)
+        struck = frozenset(c for c in credential_ids if self._strikes_of(c, model))
+        return PoolState(cooldowns, disabled, struck)
+
+    def _strikes_of(self, credential_id: str, model: str) -> int:
+        cooldown = self._cooldowns.get((credential_id, model))
+        return 0 if cooldown is None else cooldown.strikes
 
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
         # Expired entries stay: strikes() must still see them until clear_cooldown.
@@ -59,8 +64,7 @@ class MemoryStore:
         self._cooldowns.pop((credential_id, model), None)
 
     async def strikes(self, credential_id: str, model: str) -> int:
-        cooldown = self._cooldowns.get((credential_id, model))
-        return 0 if cooldown is None else cooldown.strikes
+        return self._strikes_of(credential_id, model)
 
     async def set_disabled(self, credential_id: str, reason: str) -> None:
         self._disabled[credential_id] = reason

@@ -28,8 +28,10 @@ DEFAULT_PREFIX = "gemini-cli-proxy:"
 _SEP = "\x1f"
 
 # Cooldown keys outlive `until` by this much: pool_state compares `until` with the caller's `now`, so a
-# server clock a little ahead of the instances' cannot end a cooldown early. The TTL only collects garbage.
-_EXPIRY_GRACE = 60.0
+# server clock a little ahead of the instances' cannot end a cooldown early, and an ended cooldown still
+# tells every instance that its credential has strikes to clear on a success (PoolState.struck). The
+# TTL only collects garbage; an hour is the longest cooldown strikes can grow to.
+_EXPIRY_GRACE = 3600.0
 
 # Rows per script call: a batch of a few hundred rows keeps Redis busy for well under a millisecond.
 _ROWS_PER_CALL = 500
@@ -253,6 +255,8 @@ def _parse_state(read: Read, values: list[Any]) -> RawState:
         if value is not None:
             until, reason, strikes = orjson.loads(value)
             raw.cooldowns.append((ids[i % n], Cooldown(until, reason, strikes)))
+            if i < n and strikes:  # the model's own key, the first group
+                raw.struck.add(ids[i])
     for cred, reason in zip(ids, values[groups * n :], strict=True):
         if reason is not None:
             raw.disabled[cred] = str(reason)

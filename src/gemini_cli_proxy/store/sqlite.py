@@ -57,11 +57,12 @@ _ADVANCE_CURSOR = (
 )
 
 # Cooldowns (model rows carry a model) and disabled flags (model is NULL) in one statement, so one
-# pick sees one snapshot. The ids travel as one JSON parameter: a constant SQL text the statement
-# cache keeps, and no limit on the number of bound variables.
+# pick sees one snapshot; the model's own rows also when expired, for their strikes. The ids travel as
+# one JSON parameter: a constant SQL text the statement cache keeps, and no limit on bound variables.
 _POOL_STATE = """
 SELECT credential_id, model, until, reason, strikes FROM cooldowns
- WHERE credential_id IN (SELECT value FROM json_each(?1)) AND model IN (?2, ?3) AND until > ?4
+ WHERE credential_id IN (SELECT value FROM json_each(?1)) AND model IN (?2, ?3)
+   AND (until > ?4 OR model = ?2)
 UNION ALL
 SELECT credential_id, NULL, NULL, reason, NULL FROM disabled
  WHERE credential_id IN (SELECT value FROM json_each(?1))
@@ -285,6 +286,8 @@ class SqliteStore:
                     raw.disabled[cred] = reason
                 else:
                     raw.cooldowns.append((cred, Cooldown(until, reason, strikes)))
+                    if row_model == model and strikes:
+                        raw.struck.add(cred)
             raws.append(raw)
         return bases, raws
 
