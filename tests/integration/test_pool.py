@@ -209,12 +209,35 @@ def test_a_success_begun_before_a_429_does_not_end_its_cooldown(
     assert again.status_code == 429 and len(fake.generate_requests()) == 2
 
 
-def test_more_keys_than_attempts_answers_retry_now(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+def test_quota_failovers_go_on_past_the_attempt_budget_while_a_key_is_free(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """A 429 costs milliseconds: a client sees one only when no untried, usable key is left."""
     proxy = start_proxy(gemini_api_keys=KEYS, proxy_retry_attempts=2)
     fake.push_many([Reply.rate_limited(retry_delay="60s"), Reply.rate_limited(retry_delay="60s")])
+    assert post(proxy).status_code == 200  # the third key, though the budget was two attempts
+    assert len(set(keys_used(fake))) == 3
+
+
+def test_googles_own_failures_keep_their_attempt_budget(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS, proxy_retry_attempts=2)
+    fake.push_many([Reply.unavailable(), Reply.unavailable()])
     response = post(proxy)
-    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
-    assert post(proxy).status_code == 200  # the third key was free all along
+    assert response.status_code == 502, response.text
+    assert len(fake.generate_requests()) == 2  # the third key was not tried
+
+
+def test_each_model_has_its_own_rotation(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    """One cursor for all models made two models alternating on two keys each keep to one key."""
+    proxy = start_proxy(gemini_api_keys=KEYS[:2])
+    for _ in range(4):
+        for model in ("gemini-2.5-flash", "gemini-2.5-pro"):
+            assert post(proxy, model=model).status_code == 200
+    by_model: dict[str, list[str | None]] = {}
+    for sent in fake.generate_requests():
+        by_model.setdefault(str(sent.model), []).append(sent.api_key)
+    for model, keys in by_model.items():
+        assert sorted(keys) == sorted(KEYS[:2] * 2), (model, keys)
 
 
 def test_a_successful_probe_ends_a_cooldown_early(start_proxy: StartProxy, fake: FakeGoogle) -> None:

@@ -56,7 +56,7 @@ def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
         # Projects are interleaved (a1, b1, a2); two turns of the cursor make this request's plan
         # a2, a1, b1: the sibling a1 comes right after a2's 429.
         for _ in range(2):
-            await store.next_cursor("primary")
+            await store.next_cursor("primary:gemini-2.5-flash")
         _, served = await gateway([a1, a2, b1], client, store).generate("gemini-2.5-flash", {})
         assert served is b1
         assert client.calls == ["key-a2-0000000", "key-b1-0000000"]

@@ -25,6 +25,13 @@ from .usage import UsageRecorder
 
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
 _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
+# Failures that mark the credential (cooled down or disabled) and cost Google milliseconds: a request
+# goes on past them to every usable credential it has not tried, bounded only by the deadline, so a
+# client sees a 429 only when the whole pool is out. Google's own failures (5xx, unreachable,
+# capacity) count against PROXY_RETRY_ATTEMPTS.
+_FREE_FAILOVERS = frozenset(
+    {Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID, Verdict.PERMISSION}
+)
 
 Events = AsyncGenerator[list[dict[str, Any]], None]  # batches of Google events, one per network read
 
@@ -178,12 +185,14 @@ class _Attempts:
         self._random = rng
         self._model = model
         self._deadline = time.monotonic() + policy.deadline_seconds
-        self._count = 0
+        self._count = 0  # failed attempts
+        self._spent = 0  # those that count against max_attempts (see _FREE_FAILOVERS)
         self._cooled_projects: set[str] = set()
         self.last: UpstreamError | None = None
 
     async def plan(self) -> list[Credential]:
-        return (await self._scheduler.plan(self._model))[: self._policy.max_attempts]
+        """Every usable credential, each at most once: how many are tried is up to failed()."""
+        return await self._scheduler.plan(self._model)
 
     def skip(self, cred: Credential) -> bool:
         """A credential whose project this request just saw rate limited shares that limit."""
@@ -211,8 +220,12 @@ class _Attempts:
         self._count += 1
         if failure.verdict in (Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED):
             self._cooled_projects.add(cred.project_key())
+        if failure.verdict not in _FREE_FAILOVERS:
+            self._spent += 1
+            if self._spent >= self._policy.max_attempts:
+                raise await self.give_up()
         if failure.verdict in _BACKOFF_VERDICTS:
-            mean = self._policy.backoff_seconds * self._count
+            mean = self._policy.backoff_seconds * self._spent
             wait = self._random.uniform(0.5 * mean, 1.5 * mean)
             if time.monotonic() + wait >= self._deadline:
                 raise await self.give_up()

@@ -149,11 +149,15 @@ class Scheduler:
     def _usable(pool: list[Credential], state: PoolState) -> list[Credential]:
         return [c for c in pool if c.id not in state.disabled and c.id not in state.cooldowns]
 
-    async def _rotated(self, pool: list[Credential], name: str) -> list[Credential]:
-        if len(pool) <= 1:
-            return pool
+    async def _rotated(self, pool: list[Credential], usable: list[Credential], name: str) -> list[Credential]:
+        """`usable` in rotation. The cursor is per pool and model and turns over the whole pool,
+        skipping who cannot serve: one cursor for all models let two models on two keys each keep
+        to one key, and a modulus of the usable count shifted every turn whenever a key cooled."""
+        if len(usable) <= 1:
+            return usable
         start = await self._store.next_cursor(name) % len(pool)
-        return pool[start:] + pool[:start]
+        serving = {cred.id for cred in usable}
+        return [cred for cred in (*pool[start:], *pool[:start]) if cred.id in serving]
 
     async def plan(self, model: str) -> list[Credential]:
         """The credentials to try for one request, in order, each at most once: the usable
@@ -165,9 +169,9 @@ class Scheduler:
         backup = self._usable(self._backup, state)
         if not primary and not backup:
             raise self._exhausted(model, state)
-        order = await self._rotated(primary, "primary") if primary else []
+        order = await self._rotated(self._primary, primary, f"primary:{model}")
         if backup:
-            order += await self._rotated(backup, "backup")
+            order += await self._rotated(self._backup, backup, f"backup:{model}")
         return order
 
     async def report_failure(self, cred: Credential, model: str, failure: UpstreamError) -> None:
