@@ -260,3 +260,17 @@ def test_a_429_in_a_quota_windows_last_second_is_no_strike(start_proxy: StartPro
     assert post(proxy).status_code == 429
     # The first strike's delay (3.5 s), not a second's (7 s): the last-second 429 counted for nothing.
     assert post(proxy).headers["Retry-After"] == "4"
+
+
+def test_keys_declared_in_one_project_cool_down_together(start_proxy: StartProxy, fake: FakeGoogle) -> None:
+    """AI Studio's 429s never name the project; the operator can (KEY@PROJECT)."""
+    proxy = start_proxy(gemini_api_keys=["key-a-11111111@proj-x", "key-b-22222222@proj-x", "key-c-33333333"])
+    fake.push(Reply.rate_limited(retry_delay="60s"))
+    for _ in range(5):
+        assert post(proxy).status_code == 200
+    used = keys_used(fake)
+    limited = used[0]
+    assert limited in {"key-a-11111111", "key-b-22222222"}
+    sibling = ({"key-a-11111111", "key-b-22222222"} - {limited}).pop()
+    # The sibling shares the spent quota: never tried, and the key sent without its project.
+    assert sibling not in used and set(used[1:]) == {"key-c-33333333"}

@@ -60,3 +60,29 @@ def test_an_explicit_file_that_is_not_a_credential_is_an_error(tmp_path: Path) -
         load_credentials(load_settings(gemini_oauth_creds=[str(tmp_path / "absent.json")]))
     with pytest.raises(ValueError, match="GCP_SERVICE_ACCOUNT"):
         load_credentials(load_settings(gcp_service_account="{not json"))
+
+
+def test_keys_may_name_their_google_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(
+        "# key, then its project\nkey-file-one-1111 proj-b\nkey-file-two-2222@proj-b\nkey-plain-3333\n"
+    )
+    monkeypatch.setenv(
+        "GEMINI_API_KEYS", "key-env-one-4444@proj-a,key-env-two-5555@proj-a,key-env-three-6666"
+    )
+    monkeypatch.setenv("GEMINI_KEYS_FILE", str(keys_file))
+    monkeypatch.setenv("GEMINI_BACKUP_API_KEYS", "key-backup-7777@proj-c")
+    creds = [c for c in load_credentials(load_settings()) if isinstance(c, ApiKeyCredential)]
+    projects = {c.key: c.project for c in creds}
+    assert projects == {
+        "key-env-one-4444": "proj-a",
+        "key-env-two-5555": "proj-a",
+        "key-env-three-6666": None,
+        "key-file-one-1111": "proj-b",
+        "key-file-two-2222": "proj-b",
+        "key-plain-3333": None,
+        "key-backup-7777": "proj-c",
+    }
+    # The id is the key's alone: declaring a project later keeps the credential's state.
+    assert ApiKeyCredential("key-env-one-4444").id == next(c.id for c in creds if c.key == "key-env-one-4444")
+    assert {c.project_key() for c in creds if c.project == "proj-a"} == {"project:proj-a"}

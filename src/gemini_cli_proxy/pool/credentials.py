@@ -269,9 +269,18 @@ def _application_default(settings: Settings) -> list[VertexServiceAccountCredent
     return _load_vertex(settings, [str(path)], "primary", setting)
 
 
+def api_key(entry: str, pool: Pool = "primary") -> ApiKeyCredential:
+    """An AI Studio key from a key list entry: `KEY`, `KEY@PROJECT`, or `KEY PROJECT` (a column in
+    the keys file). AI Studio's 429s never name the project, and quota is per project: keys an
+    operator declares to share one cool down together from the first 429, instead of each finding
+    the spent quota by a 429 of its own."""
+    fields = entry.replace("@", " ", 1).split()  # AI Studio keys never hold "@" or spaces
+    return ApiKeyCredential(fields[0], pool=pool, project=fields[1] if len(fields) > 1 else None)
+
+
 def load_credentials(settings: Settings) -> list[Credential]:
     """Every credential the settings name, primary pool first, duplicates dropped."""
-    creds: list[Credential] = [ApiKeyCredential(key) for key in settings.aistudio_keys()]
+    creds: list[Credential] = [api_key(entry) for entry in settings.aistudio_keys()]
     creds.extend(_load_oauth(settings.oauth_cred_paths(), "primary"))
     if settings.gcp_service_account:
         try:
@@ -282,7 +291,7 @@ def load_credentials(settings: Settings) -> list[Credential]:
     creds.extend(_load_vertex(settings, settings.vertex_credentials, "primary", "VERTEX_CREDENTIALS"))
     creds.extend(_application_default(settings))
     creds.extend(VertexKeyCredential(key) for key in settings.vertex_api_keys)
-    creds.extend(ApiKeyCredential(key, pool="backup") for key in settings.gemini_backup_api_keys)
+    creds.extend(api_key(entry, pool="backup") for entry in settings.gemini_backup_api_keys)
     creds.extend(_load_oauth([Path(p).expanduser() for p in settings.gemini_backup_oauth_creds], "backup"))
     creds.extend(
         _load_vertex(settings, settings.vertex_backup_credentials, "backup", "VERTEX_BACKUP_CREDENTIALS")
