@@ -53,8 +53,8 @@ def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
 
     async def scenario() -> None:
         store = MemoryStore()
-        # Projects are interleaved (a1, b1, a2); two turns of the cursor make this request's plan
-        # a2, a1, b1: the sibling a1 comes right after a2's 429.
+        # The rotation turns over projects (77: a1, a2; 88: b1); two turns of the cursor make this
+        # request's plan a2, b1, a1: after a2's 429 its sibling a1 is skipped.
         for _ in range(2):
             await store.next_cursor("primary:gemini-2.5-flash")
         _, served = await gateway([a1, a2, b1], client, store).generate("gemini-2.5-flash", {})
