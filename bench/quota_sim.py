@@ -123,7 +123,7 @@ def _error(code: int, message: str, status: str, details: list[dict[str, Any]]) 
 
 
 def _quota_error(quota_id: str, delay: float) -> dict[str, Any]:
-    details = [
+    details: list[dict[str, Any]] = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [{"quotaId": quota_id, "quotaValue": str(QUOTA)}],
