@@ -272,6 +272,9 @@ async def simulate(
             async with aiohttp.ClientSession(
                 timeout=timeout, connector=aiohttp.TCPConnector(limit=0)
             ) as session:
+                # Windows start with the first phase, so that each phase starts as a window does: else a
+                # phase's first moments still belong to the window the phase before spent.
+                studio.started = time.monotonic()
                 for name, share in PHASES:
                     before = len(studio.ledger)
                     outcomes = await _load(
