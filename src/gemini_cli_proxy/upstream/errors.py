@@ -148,8 +148,8 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
         snippet = scrub(body[:200].decode("utf-8", "replace"), secrets)
         verdict = Verdict.SERVER if status >= 500 else Verdict.UNREACHABLE
         return UpstreamError(verdict, status, f"unexpected answer from Google: {snippet!r}")
-    message = scrub(str(error.get("message", "")), secrets)
-    google_status = scrub(str(error.get("status", "")), secrets)
+    message = str(error.get("message", ""))
+    google_status = str(error.get("status", ""))
     reason = ""
     consumer = ""
     retry_after: float | None = None
