@@ -96,3 +96,11 @@ class StateStore(Protocol):
         """A small shared value (OAuth token, Code Assist project, thought signature), with an
         optional time to live in seconds."""
         ...
+
+    async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        """Windowed shared counters (requests or tokens sent through a Google project in one quota
+        window). Each entry is (name, amount, expires_at): atomically add `amount` (>= 0; 0 just reads)
+        to the counter `name`, which starts from 0 when absent or when its expiry has passed, and lives
+        until `expires_at` (epoch seconds; an entry may push the expiry later, never earlier). Returns each
+        counter's total after the addition, in the order given. One round trip for the whole batch."""
+        ...

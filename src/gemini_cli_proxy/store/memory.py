@@ -23,6 +23,10 @@ class MemoryStore:
         self._usage: dict[str, dict[str, Totals]] = {}
         self._values: dict[str, tuple[str, float | None]] = {}  # key -> (value, expires at)
         self._writes = 0
+        self._counts: dict[str, tuple[int, float]] = {}  # counter name -> (value, expires at)
+        # Expired counters are swept once the dict reaches this size, which then becomes twice what
+        # survived: a sweep per so many new names, never a scan per call.
+        self._counts_sweep_at = _SWEEP_EVERY
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -101,6 +105,21 @@ class MemoryStore:
             self._values = {
                 k: entry for k, entry in self._values.items() if entry[1] is None or entry[1] > now
             }
+
+    async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        now = self._clock()
+        totals: list[int] = []
+        for name, amount, expires_at in counts:
+            value, until = self._counts.get(name, (0, 0.0))
+            if until <= now:  # absent or its window is over: a new window starts from 0
+                value = 0
+            value += amount
+            self._counts[name] = (value, max(until, expires_at))
+            totals.append(value)
+        if len(self._counts) >= self._counts_sweep_at:
+            self._counts = {k: entry for k, entry in self._counts.items() if entry[1] > now}
+            self._counts_sweep_at = max(_SWEEP_EVERY, 2 * len(self._counts))
+        return totals
 
     def handover(self) -> Handover:
         """What this store learned, for ResilientStore to hand to the primary once it is back."""

@@ -5,12 +5,14 @@ cooldown keys of (credential, model) and (credential, ANY_MODEL) and the disable
 in the same loop iteration share it (see Coalescer): one pipeline carries them all, and n cursor calls
 on one pool become one INCRBY n. Cooldowns are keys that expire on their own (TTL); their strikes live
 apart, in a hash without TTL, since they must outlive the cooldown. Usage batches are folded per
-(credential, model) and applied by one Lua script, atomically. Key parts are joined with U+001F, which
-no credential or model id holds.
+(credential, model) and applied by one Lua script, atomically. Windowed counters are plain keys that
+expire on their own, at the end of their window: a batch is one MULTI of INCRBY and PEXPIREAT per
+counter. Key parts are joined with U+001F, which no credential or model id holds.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -227,6 +229,24 @@ class RedisStore:
             if fields:
                 result[cred] = _parse_usage(fields)
         return result
+
+    # -- windowed counters
+
+    async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        if not counts:
+            return []
+        async with self._r.pipeline(transaction=True) as pipe:
+            for name, amount, expires_at in counts:
+                key = f"{self._prefix}count{_SEP}{name}"
+                # Rounded up, so Redis never ends a window before expires_at. GT alone would never
+                # set the first expiry (GT takes a key without one as never expiring), hence NX first;
+                # a time already past deletes the key, which is what an ended window is.
+                at_ms = math.ceil(expires_at * 1000)
+                pipe.incrby(key, amount)
+                pipe.pexpireat(key, at_ms, nx=True)
+                pipe.pexpireat(key, at_ms, gt=True)
+            replies = await pipe.execute()
+        return [int(total) for total in replies[::3]]
 
     # -- small shared values
 

@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS usage (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, expires_at REAL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counts (
+    name TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
 COMMIT;
 """
 
@@ -104,6 +107,19 @@ _SET_VALUE = (
 
 # Expired values are deleted every this many writes, so TTL'd keys (thought signatures) cannot pile up.
 _SWEEP_EVERY = 1024
+
+# Add ?2 to a counter, from 0 if its window ended by ?4 (the row stays until a sweep), and return the
+# total. On the right of SET, bare column names are the row's values before this update.
+_ADD_COUNT = """
+INSERT INTO counts (name, value, expires_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (name) DO UPDATE SET
+    value = CASE WHEN expires_at <= ?4 THEN excluded.value ELSE value + excluded.value END,
+    expires_at = max(expires_at, excluded.expires_at)
+RETURNING value
+"""
+# Counters whose window ended this long ago are deleted, one batch in _SWEEP_EVERY. No index on
+# expires_at: the sweep keeps the table small enough to scan, and every upsert would pay for one.
+_COUNT_GRACE = 60.0
 
 _Outcome = tuple["asyncio.Future[object]", object, Exception | None]
 _Job = tuple[Callable[[], object], "asyncio.Future[object]", asyncio.AbstractEventLoop]
@@ -185,6 +201,7 @@ class SqliteStore:
         self._worker: _Worker | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
         self._writes = 0
+        self._count_batches = 0
         self._coalescer = Coalescer(self._fetch)
 
     def __repr__(self) -> str:
@@ -379,3 +396,31 @@ class SqliteStore:
         conn.execute(_SET_VALUE, (key, value, expires_at))
         if sweep:
             conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+
+    # -- windowed counters
+
+    async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
+        if not counts:
+            return []
+        rows = list(counts)  # a snapshot: the worker thread reads it later
+        self._count_batches += 1
+        sweep = self._count_batches % _SWEEP_EVERY == 0
+        return await self._call(lambda: self._add_counts(rows, sweep))
+
+    def _add_counts(self, rows: list[tuple[str, int, float]], sweep: bool) -> list[int]:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # The time once the write lock is ours: the batch may have waited for it (busy_timeout).
+            now = time.time()
+            totals = [
+                int(conn.execute(_ADD_COUNT, (name, amount, expires_at, now)).fetchall()[0][0])
+                for name, amount, expires_at in rows
+            ]
+            if sweep:
+                conn.execute("DELETE FROM counts WHERE expires_at < ?", (now - _COUNT_GRACE,))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return totals
