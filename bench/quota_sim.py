@@ -25,6 +25,7 @@ import logging
 import math
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -205,6 +206,7 @@ def _report_phase(
     calls: list[Call],
     projects: dict[str, str],
     serving_projects: set[str],
+    detail: bool = False,
 ) -> dict[str, Any]:
     limited = [o for o in outcomes if o.status == 429]
     with_quota = [o for o in limited if o.quota_left]
@@ -214,6 +216,8 @@ def _report_phase(
     latencies = sorted(o.latency for o in outcomes)
     phase_start = min((o.sent for o in outcomes), default=0.0)
     last_429 = max((o.sent - phase_start for o in limited), default=None)
+    if detail:
+        print(name, {p: successes.get(p, 0) for p in sorted(serving_projects)}, file=sys.stderr)
     return {
         "phase": f"{name} ({share:.0%})",
         "requests": len(outcomes),
@@ -234,7 +238,13 @@ def _report_phase(
 
 
 async def simulate(
-    keys: int, window: float, instances: int, windows_per_phase: int, seed: int, declare: bool
+    keys: int,
+    window: float,
+    instances: int,
+    windows_per_phase: int,
+    seed: int,
+    declare: bool,
+    detail: bool = False,
 ) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     projects, invalid, spent = make_pool(keys, rng)
@@ -276,13 +286,18 @@ async def simulate(
                 # phase's first moments still belong to the window the phase before spent.
                 studio.started = time.monotonic()
                 for name, share in PHASES:
+                    # Each phase begins as a window does: else its first moments still belong to the
+                    # window the phase before spent, and a 429 there is that phase's, not this one's.
+                    _, left = studio.window_of(time.monotonic())
+                    if left < window - 0.05:
+                        await asyncio.sleep(left)
                     before = len(studio.ledger)
                     outcomes = await _load(
                         urls, capacity * share, window * windows_per_phase, studio, session
                     )
                     rows.append(
                         _report_phase(
-                            name, share, outcomes, studio.ledger[before:], projects, serving_projects
+                            name, share, outcomes, studio.ledger[before:], projects, serving_projects, detail
                         )
                     )
             return rows
@@ -315,10 +330,17 @@ def main() -> None:
     parser.add_argument("--windows-per-phase", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--declare-projects", action="store_true", help="give the keys as KEY@PROJECT")
+    parser.add_argument("--detail", action="store_true", help="print each project's successes per phase")
     args = parser.parse_args()
     rows = asyncio.run(
         simulate(
-            args.keys, args.window, args.instances, args.windows_per_phase, args.seed, args.declare_projects
+            args.keys,
+            args.window,
+            args.instances,
+            args.windows_per_phase,
+            args.seed,
+            args.declare_projects,
+            args.detail,
         )
     )
     declared = "declared" if args.declare_projects else "not declared"

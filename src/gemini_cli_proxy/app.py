@@ -115,20 +115,21 @@ def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings)
     backend = open_store(settings.proxy_state_url)
     store = ResilientStore(backend)
+    scheduler = Scheduler(
+        credentials,
+        store,
+        clock=time.time,
+        policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
+        # memory:// holds nothing another instance could change, and reading it costs nothing.
+        state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
+    )
     runtime = Runtime(
         settings=settings,
         catalog=Catalog.with_extras(settings.proxy_models),
         credentials=credentials,
         store=store,
-        scheduler=Scheduler(
-            credentials,
-            store,
-            clock=time.time,
-            policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
-            # memory:// holds nothing another instance could change, and reading it costs nothing.
-            state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
-        ),
-        usage=UsageRecorder(store, clock=time.time),
+        scheduler=scheduler,
+        usage=UsageRecorder(store, clock=time.time, listener=scheduler.count_usage),
         signatures=SignatureCache(store),
         safety=safety_settings(settings.proxy_safety_settings),
     )

@@ -274,3 +274,51 @@ def test_keys_declared_in_one_project_cool_down_together(start_proxy: StartProxy
     sibling = ({"key-a-11111111", "key-b-22222222"} - {limited}).pop()
     # The sibling shares the spent quota: never tried, and the key sent without its project.
     assert sibling not in used and set(used[1:]) == {"key-c-33333333"}
+
+
+def test_a_project_that_sent_its_per_minute_limit_is_asked_last(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """A 429's QuotaFailure says the project's limit (the fake's: 10 a minute) and its delay when the
+    window ends: within the next window the pool sends that project its 10, then asks the other first
+    instead of hearing 429 again."""
+    proxy = start_proxy(gemini_api_keys=["key-a-11111111@proj-x", "key-b-22222222@proj-y"])
+    fake.push(Reply.rate_limited(retry_delay="0.5s"))
+    assert post(proxy).status_code == 200  # proj-x said 429; proj-y served
+    limited = keys_used(fake)[0]
+    time.sleep(0.6)  # the window proj-x was spent in is over
+    for _ in range(30):
+        assert post(proxy).status_code == 200
+    used = keys_used(fake)[2:]
+    assert used.count(limited) == 10 and len(used) == 30
+    # Paced out, not shut out: when the other project cools down, proj-x is still asked.
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    assert post(proxy).status_code == 200
+    assert keys_used(fake)[-2:] == [({"key-a-11111111", "key-b-22222222"} - {limited}).pop(), limited]
+
+
+def test_keys_seen_spent_together_are_asked_last_when_one_is_spent_again(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """AI Studio keys that said 429 for the same window, twice, while a third key served: taken for
+    keys of one project, so a 429 on one sends the request to the third key, not to its sibling."""
+    proxy = start_proxy(gemini_api_keys=KEYS)
+    a, b, c = KEYS
+
+    def window(turns: int) -> None:
+        """`turns` requests; the last one's first two keys say 429 (the rotation starts it at a)."""
+        for _ in range(turns - 1):
+            assert post(proxy).status_code == 200
+        fake.push_many([Reply.rate_limited(retry_delay="0.6s")] * 2)
+        assert post(proxy).status_code == 200
+        time.sleep(0.7)  # that window is over
+
+    window(1)
+    assert keys_used(fake) == [a, b, c]
+    window(3)
+    assert keys_used(fake)[-3:] == [a, b, c]
+    for _ in range(2):
+        assert post(proxy).status_code == 200
+    fake.push(Reply.rate_limited(retry_delay="0.6s"))
+    assert post(proxy).status_code == 200
+    assert keys_used(fake)[-2:] == [a, c]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +64,14 @@ class Gateway:
 
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
         attempts = self._attempts(model)
-        for cred in await attempts.plan():
-            if attempts.skip(cred):
-                continue
+        for cred in attempts.each(await attempts.plan()):
+            sent_at = time.time()
             try:
                 reply = await self._generate(cred, model, request)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure)
                 continue
-            await self._scheduler.report_success(cred, model)
+            await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return reply, cred
         raise await attempts.give_up()
 
@@ -82,9 +81,8 @@ class Gateway:
         """The first batch of a stream's events and the iterator of the rest; every failure up to
         the first event is retried on another credential."""
         attempts = self._attempts(model)
-        for cred in await attempts.plan():
-            if attempts.skip(cred):
-                continue
+        for cred in attempts.each(await attempts.plan()):
+            sent_at = time.time()
             within = attempts.answer_within()
             if isinstance(cred, ApiKeyCredential):
                 events = self._aistudio.stream(cred, model, request, answer_within=within)
@@ -101,7 +99,7 @@ class Gateway:
                 await events.aclose()
                 await attempts.failed(cred, failure)
                 continue
-            await self._scheduler.report_success(cred, model)
+            await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return first, GoogleStream(events, cred), cred
         raise await attempts.give_up()
 
@@ -194,9 +192,19 @@ class _Attempts:
         """Every usable credential, each at most once: how many are tried is up to failed()."""
         return await self._scheduler.plan(self._model)
 
-    def skip(self, cred: Credential) -> bool:
-        """A credential whose project this request just saw rate limited shares that limit."""
-        return cred.project_key() in self._cooled_projects
+    def each(self, plan: list[Credential]) -> Iterator[Credential]:
+        """The plan's credentials in turn, without those whose project this request just saw rate
+        limited (they share that limit); after a 429, the rest in the order the scheduler now gives
+        them (a 429 can make it presume some of them spent: see pool/quota.py)."""
+        remaining = plan[::-1]  # popped from the end
+        while remaining:
+            cred = remaining.pop()
+            if cred.project_key() in self._cooled_projects:
+                continue
+            failures = self._count
+            yield cred
+            if self._count > failures and self.last is not None and self.last.verdict is Verdict.RATE_LIMITED:
+                remaining = self._scheduler.deferring(remaining[::-1], self._model)[::-1]
 
     def answer_within(self) -> float | None:
         """How long an attempt may wait for its stream to begin (headers, not the generation): the

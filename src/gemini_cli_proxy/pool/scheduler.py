@@ -10,7 +10,8 @@ and the checks that decide a cooldown's strikes always read the store.
 
 Quota is per Google project and per model, not per key: credentials known to share a project cool
 down together, and the rotation turns over projects, so that each gets a fair share whatever number
-of usable keys it has.
+of usable keys it has. What Google's 429s teach beyond a cooldown (a project's per-minute limit, keys
+that seem to share a project) orders the plan: see quota.py.
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ from zoneinfo import ZoneInfo
 
 from .. import errors
 from ..errors import ProxyError
-from ..store.base import Cooldown, PoolState, StateStore
+from ..store.base import Cooldown, PoolState, StateStore, UsageEvent
 from ..upstream.errors import UpstreamError, Verdict
 from .credentials import ApiKeyCredential, Credential
+from .quota import QuotaBook
 
 log = logging.getLogger("gemini_cli_proxy.pool")
 
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 # A 429 asking to wait no longer than this came in a quota window's last second.
 LAST_SECOND = 1.0
+# A shared window count lives this long past its window's end: instances' clocks and windows differ a little.
+COUNT_SLACK_SECONDS = 60.0
 
 
 def seconds_until_quota_reset(now: float) -> float:
@@ -77,6 +81,8 @@ class Scheduler:
         self._primary = [c for c in credentials if c.pool == "primary"]
         self._backup = [c for c in credentials if c.pool == "backup"]
         self._ids = [c.id for c in (*self._primary, *self._backup)]
+        self._by_id = {c.id: c for c in (*self._primary, *self._backup)}
+        self._book = QuotaBook()
         self._store = store
         self._clock = clock  # wall clock: instances on several machines compare these times
         self._policy = policy or CooldownPolicy()
@@ -167,10 +173,22 @@ class Scheduler:
         backup = self._usable(self._backup, state)
         if not primary and not backup:
             raise self._exhausted(model, state)
-        order = await self._rotated(primary, f"primary:{model}")
+        order = self.deferring(await self._rotated(primary, f"primary:{model}"), model)
         if backup:
-            order += await self._rotated(backup, f"backup:{model}")
+            order += self.deferring(await self._rotated(backup, f"backup:{model}"), model)
         return order
+
+    def deferring(self, order: list[Credential], model: str) -> list[Credential]:
+        """`order` with the credentials presumed spent (quota.py) moved to its end, else as it was:
+        a guess never keeps a credential from serving, it only asks the others first."""
+        if not self._book.active or len(order) <= 1:
+            return order
+        now = self._clock()
+        later = [c for c in order if self._book.presumed_spent(c.id, c.project_key(), model, now)]
+        if not later:
+            return order
+        deferred = set(map(id, later))
+        return [c for c in order if id(c) not in deferred] + later
 
     async def report_failure(self, cred: Credential, model: str, failure: UpstreamError) -> None:
         now = self._clock()
@@ -178,6 +196,15 @@ class Scheduler:
             cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
         match failure.verdict:
             case Verdict.RATE_LIMITED:
+                self._book.rate_limited(
+                    cred.id,
+                    cred.project_key(),
+                    model,
+                    now,
+                    failure.retry_after,
+                    failure.quota_values,
+                    infer_siblings=isinstance(cred, ApiKeyCredential) and cred.project is None,
+                )
                 if await self._cooling(cred, model, now):
                     # A request that was already in flight when this episode's cooldown was set:
                     # the same rate limit, not a new strike.
@@ -238,11 +265,16 @@ class Scheduler:
     async def _cooling(self, cred: Credential, model: str, now: float) -> bool:
         return cred.id in (await self._store.pool_state([cred.id], model, now)).cooldowns
 
-    async def report_success(self, cred: Credential, model: str, *, probe: bool = False) -> None:
+    async def report_success(
+        self, cred: Credential, model: str, *, probe: bool = False, sent_at: float | None = None
+    ) -> None:
         """A success forgets the strikes, so the next 429 starts from the base delay: whichever
         instance struck them (the store's state says who has strikes). Only once the cooldown is
         over: a request begun before the 429 may finish after it. A `probe` (an explicit test
-        through this credential) also ends a running cooldown early."""
+        through this credential) also ends a running cooldown early. `sent_at` (epoch seconds)
+        is when the request left: what it proves about other keys' projects depends on it."""
+        now = self._clock()
+        self._book.served(cred.id, cred.project_key(), model, now if sent_at is None else sent_at, now)
         struck = (cred.id, model) in self._struck or cred.id in self._struck_seen.get(model, ())
         if not struck and not probe:
             return
@@ -252,6 +284,31 @@ class Scheduler:
                 await self._store.clear_cooldown(cred.id, model)
             finally:
                 self._changed()
+
+    async def count_usage(self, events: list[UsageEvent]) -> None:
+        """Adds what was sent through projects with a known per-minute limit to the shared counts of
+        their windows, and learns the totals that all instances sent: called with each batch of usage
+        events (pool/usage.py), off the request path."""
+        now = self._clock()
+        for event in events:
+            cred = self._by_id.get(event.credential_id)
+            if cred is not None and not event.errors:
+                self._book.tokens_used(cred.project_key(), event.model, event.tokens_in, now)
+        pending = self._book.take_pending(now)
+        if not pending:
+            return
+        totals = await self._store.add_counts(
+            [
+                (
+                    "\x1f".join(("sent", project, model, metric, str(round(end)))),
+                    amount,
+                    end + COUNT_SLACK_SECONDS,
+                )
+                for project, model, metric, end, amount in pending
+            ]
+        )
+        for (project, model, metric, end, _), total in zip(pending, totals, strict=True):
+            self._book.counted(project, model, metric, end, total)
 
     async def enable(self, cred: Credential) -> None:
         try:

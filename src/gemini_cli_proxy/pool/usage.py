@@ -4,7 +4,7 @@ writes the buffer to the state store in batches."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..periodic import Periodic
 from ..store.base import StateStore, UsageEvent
@@ -16,9 +16,15 @@ FLUSH_INTERVAL_SECONDS = 1.0
 
 class UsageRecorder:
     def __init__(
-        self, store: StateStore, *, clock: Callable[[], float], interval: float = FLUSH_INTERVAL_SECONDS
+        self,
+        store: StateStore,
+        *,
+        clock: Callable[[], float],
+        interval: float = FLUSH_INTERVAL_SECONDS,
+        listener: Callable[[list[UsageEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._listener = listener  # sees each batch too: the pool's per-window quota counts
         self._clock = clock
         self._buffer: list[UsageEvent] = []
         self._writer = Periodic(self.flush, interval=interval, name="usage-recorder")
@@ -53,6 +59,11 @@ class UsageRecorder:
             await self._store.record_usage(batch)
         except Exception as exc:  # counters are best effort; serving requests is not
             log.warning("could not record %d usage events: %s", len(batch), exc)
+        if self._listener is not None:
+            try:
+                await self._listener(batch)
+            except Exception as exc:
+                log.warning("could not count %d usage events against quota windows: %s", len(batch), exc)
 
     def start(self) -> None:
         self._writer.start()

@@ -69,6 +69,8 @@ class UpstreamError(Exception):
     consumer: str = ""  # "projects/<number>": the Google project whose quota was hit
     # False for what the proxy saw itself (no answer, an unreadable one): its message is ours, not Google's.
     from_google: bool = True
+    # (quotaId, quotaValue) of each QuotaFailure violation that states its limit: the pool paces by them.
+    quota_values: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
     def is_daily(self) -> bool:
         """Google named a per-day quota (as opposed to a long per-minute delay)."""
@@ -81,6 +83,7 @@ class UpstreamError(Exception):
         self.reason = scrub(self.reason, secrets)
         self.consumer = scrub(self.consumer, secrets)
         self.quota_ids = tuple(scrub(quota, secrets) for quota in self.quota_ids)
+        self.quota_values = tuple((scrub(quota, secrets), value) for quota, value in self.quota_values)
 
     def __str__(self) -> str:
         return f"{self.status} {self.google_status or self.verdict.value}: {self.message}"
@@ -106,6 +109,17 @@ def precise_delay(stated: float | None, message: str) -> float | None:
     if base is None:
         return None
     return base + 1.0 if base == int(base) else base
+
+
+def _quota_value(value: Any) -> int | None:
+    """QuotaFailure's `quotaValue`: a decimal string ("15"), at times a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value) or None
+    return None
 
 
 def parse_delay(text: Any) -> float | None:
@@ -154,6 +168,7 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
     consumer = ""
     retry_after: float | None = None
     quota_ids: list[str] = []
+    quota_values: list[tuple[str, int]] = []
     for detail in _dicts(error.get("details")):
         kind = str(detail.get("@type", ""))
         if kind.endswith("ErrorInfo"):
@@ -164,12 +179,25 @@ def from_payload(status: int, payload: Any, body: bytes, *, secrets: tuple[str, 
         elif kind.endswith("RetryInfo"):
             retry_after = parse_delay(detail.get("retryDelay"))
         elif kind.endswith("QuotaFailure"):
-            quota_ids.extend(str(v.get("quotaId", "")) for v in _dicts(detail.get("violations")))
+            for violation in _dicts(detail.get("violations")):
+                quota_id = str(violation.get("quotaId", ""))
+                quota_ids.append(quota_id)
+                value = _quota_value(violation.get("quotaValue"))
+                if value is not None:
+                    quota_values.append((quota_id, value))
     verdict = _verdict(status, google_status, reason, retry_after, quota_ids)
     if status == 429:
         retry_after = precise_delay(retry_after, message)
     failure = UpstreamError(
-        verdict, status, message, google_status, reason, retry_after, tuple(quota_ids), consumer
+        verdict,
+        status,
+        message,
+        google_status,
+        reason,
+        retry_after,
+        tuple(quota_ids),
+        consumer,
+        quota_values=tuple(quota_values),
     )
     failure.scrub(secrets)  # every text of Google's: any of them may quote what it was sent
     return failure

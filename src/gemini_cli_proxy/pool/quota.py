@@ -1,0 +1,242 @@
+"""What Google's 429s teach about its per-minute quotas, used to order credentials, never to refuse one.
+
+Two guesses are made here, and both only move a credential to the end of a request's plan ("presumed
+spent"): a wrong guess then costs one failover at most, never a client 429 while quota is left. What
+Google says for certain (a 429 on that very credential) is the cooldown's business (scheduler.py).
+
+- Pacing: a 429's `QuotaFailure` names the quota (`GenerateRequestsPerMinutePerProjectPerModel`,
+  `GenerateContentInputTokensPerModelPerMinute`) and its limit (`quotaValue`), and its delay tells when
+  the project's window ends. From then on the requests and input tokens sent through that project in
+  each window are counted (shared between instances through the store), and once a window's count
+  reaches the limit the project is presumed spent until the window ends: it is asked last instead of
+  being asked to say 429 again every window.
+- Siblings: AI Studio's 429s never name the Google project, and quota is per project. Keys whose
+  per-minute 429s name the same window end in two windows are taken for siblings unless one of them
+  ever served while the other's project was spent; a 429 on one then presumes its siblings spent
+  until that window ends.
+
+Pure bookkeeping: no I/O, no clock of its own (every call is given `now`, epoch seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+REQUESTS = "requests"
+INPUT_TOKENS = "input_tokens"
+PER_MINUTE = 60.0
+# Two 429s name the same window end when their ends differ by less than this: the delays come exact
+# to the microsecond, the time they arrived here a few milliseconds apart.
+SAME_WINDOW = 0.25
+# A pair of keys is taken for siblings after this many windows in which both were spent together.
+SIBLING_EVIDENCE = 2
+# Bounds the pairs remembered: a pool of 1,000 keys has half a million; the guesses are worth less.
+MAX_PAIRS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    metric: str  # REQUESTS or INPUT_TOKENS
+    value: int
+
+
+def per_minute_limits(quota_values: Iterable[tuple[str, int]]) -> list[Limit]:
+    """The per-minute limits a 429's QuotaFailure names, by the metric each counts."""
+    limits = []
+    for quota_id, value in quota_values:
+        if "PerMinute" not in quota_id or value <= 0:
+            continue
+        metric = INPUT_TOKENS if "Token" in quota_id else REQUESTS
+        limits.append(Limit(metric, value))
+    return limits
+
+
+@dataclass(slots=True)
+class _Window:
+    """One project's quota window for one model, as its 429s placed it."""
+
+    end: float  # epoch seconds: when the window a 429 named ends
+    period: float  # seconds: Google says per minute; windows seen closer than that shorten it
+
+    def current_end(self, now: float) -> float:
+        if now < self.end:
+            return self.end
+        return self.end + self.period * (math.floor((now - self.end) / self.period) + 1)
+
+    def saw_end(self, end: float) -> None:
+        gap = end - self.end
+        if gap > SAME_WINDOW:
+            # Ends a whole number of windows apart: the smallest gap seen is the window.
+            self.period = min(self.period, gap)
+        if gap > -SAME_WINDOW:
+            self.end = max(self.end, end)
+
+
+@dataclass(slots=True)
+class _Spent:
+    """A key's per-minute 429 whose window has not ended."""
+
+    at: float  # when the 429 arrived
+    end: float  # when its window ends
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+class QuotaBook:
+    """Per (project, model): learned limits, the window, and what was sent in it; per model: which
+    keys have been spent together, and which have been seen to be no siblings."""
+
+    def __init__(self) -> None:
+        self._limits: dict[tuple[str, str], dict[str, int]] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
+        # (project, model, metric) -> (window end, total as the store last counted it)
+        self._counted: dict[tuple[str, str, str], tuple[float, int]] = {}
+        # (project, model, metric) -> (window end, sent here and not yet given to the store)
+        self._pending: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._spent: dict[str, dict[str, _Spent]] = {}  # model -> key -> its open 429
+        self._together: dict[tuple[str, str], int] = {}  # key pair -> windows spent together
+        self._last_together: dict[tuple[str, str], float] = {}  # key pair -> the window end last counted
+        self._apart: set[tuple[str, str]] = set()  # key pairs seen not to share a project
+        self._siblings: dict[str, set[str]] = {}  # key -> the keys taken for its siblings
+        self._presumed: dict[tuple[str, str], float] = {}  # (key, model) -> until when
+
+    @property
+    def active(self) -> bool:
+        """Anything learned: when not, ordering a plan costs nothing."""
+        return bool(self._limits or self._presumed)
+
+    # -- what Google said ---------------------------------------------------------------------------
+
+    def rate_limited(
+        self,
+        key: str,
+        project: str,
+        model: str,
+        now: float,
+        delay: float | None,
+        quota_values: Iterable[tuple[str, int]],
+        *,
+        infer_siblings: bool,
+    ) -> None:
+        """A per-minute 429 on `key` (of `project`, or of an unknown one when `infer_siblings`)."""
+        limits = per_minute_limits(quota_values)
+        if limits:
+            self._limits.setdefault((project, model), {}).update((lim.metric, lim.value) for lim in limits)
+        if delay is None:
+            return
+        end = now + delay
+        window = self._windows.get((project, model))
+        if window is None:
+            self._windows[(project, model)] = _Window(end, PER_MINUTE)
+        else:
+            window.saw_end(end)
+        if infer_siblings:
+            self._spent_together(key, model, now, end)
+
+    def _spent_together(self, key: str, model: str, now: float, end: float) -> None:
+        spent = self._spent.setdefault(model, {})
+        for other, entry in list(spent.items()):
+            if entry.end <= now:
+                del spent[other]
+        for other, entry in spent.items():
+            if other == key or abs(entry.end - end) >= SAME_WINDOW:
+                continue
+            pair = _pair(key, other)
+            if pair in self._apart or abs(self._last_together.get(pair, -1.0) - end) < SAME_WINDOW:
+                continue  # known apart, or this window already counted for the pair
+            if pair not in self._together and len(self._together) >= MAX_PAIRS:
+                continue
+            self._together[pair] = count = self._together.get(pair, 0) + 1
+            self._last_together[pair] = end
+            if count >= SIBLING_EVIDENCE:
+                self._siblings.setdefault(key, set()).add(other)
+                self._siblings.setdefault(other, set()).add(key)
+        spent[key] = _Spent(now, end)
+        for sibling in self._siblings.get(key, ()):
+            self._presumed[(sibling, model)] = max(end, self._presumed.get((sibling, model), 0.0))
+
+    def _set_apart(self, a: str, b: str) -> None:
+        pair = _pair(a, b)
+        if pair not in self._together and len(self._apart) >= MAX_PAIRS:
+            return  # never seen spent together: nothing to correct, and memory is bounded
+        self._apart.add(pair)
+        self._together.pop(pair, None)
+        self._last_together.pop(pair, None)
+        self._siblings.get(a, set()).discard(b)
+        self._siblings.get(b, set()).discard(a)
+
+    def served(self, key: str, project: str, model: str, sent_at: float, now: float) -> None:
+        """A request sent through `key` at `sent_at` succeeded: one more request in its project's
+        window, and no sibling of any key whose project was already spent when it was sent."""
+        self._presumed.pop((key, model), None)
+        spent = self._spent.get(model)
+        if spent:
+            for other, entry in spent.items():
+                # Sent after the other's 429 arrived and well before its window ended: had they shared a
+                # project, Google would have refused this one too.
+                if other != key and entry.at < sent_at < entry.end - SAME_WINDOW:
+                    self._set_apart(key, other)
+        if (project, model) in self._limits:
+            self._add_pending(project, model, REQUESTS, 1, now)
+
+    def tokens_used(self, project: str, model: str, tokens_in: int, now: float) -> None:
+        limits = self._limits.get((project, model))
+        if limits and INPUT_TOKENS in limits and tokens_in > 0:
+            self._add_pending(project, model, INPUT_TOKENS, tokens_in, now)
+
+    def _add_pending(self, project: str, model: str, metric: str, amount: int, now: float) -> None:
+        window = self._windows.get((project, model))
+        if window is None:
+            return  # a limit without a delay: no window to count in
+        end = window.current_end(now)
+        pending_end, pending = self._pending.get((project, model, metric), (end, 0))
+        self._pending[(project, model, metric)] = (end, amount + (pending if pending_end == end else 0))
+
+    # -- sharing counts ----------------------------------------------------------------------------
+
+    def take_pending(self, now: float) -> list[tuple[str, str, str, float, int]]:
+        """What was sent here since the last call, (project, model, metric, window end, amount), for
+        the store to add to the shared counts, and a read (amount 0) of every other count this book
+        paces by: the totals `counted` gets back then include what other instances sent."""
+        taken = [(p, m, metric, end, amount) for (p, m, metric), (end, amount) in self._pending.items()]
+        for (project, model), limits in self._limits.items():
+            window = self._windows.get((project, model))
+            if window is None:
+                continue
+            end = window.current_end(now)
+            for metric in limits:
+                if (project, model, metric) not in self._pending:
+                    taken.append((project, model, metric, end, 0))
+        self._pending.clear()
+        return taken
+
+    def counted(self, project: str, model: str, metric: str, end: float, total: int) -> None:
+        """The store's total for one window, this process's sends included."""
+        self._counted[(project, model, metric)] = (end, total)
+
+    # -- what it means for a plan ------------------------------------------------------------------
+
+    def presumed_spent(self, key: str, project: str, model: str, now: float) -> bool:
+        until = self._presumed.get((key, model))
+        if until is not None:
+            if until > now:
+                return True
+            del self._presumed[(key, model)]
+        limits = self._limits.get((project, model))
+        if not limits:
+            return False
+        window = self._windows.get((project, model))
+        if window is None:
+            return False
+        end = window.current_end(now)
+        for metric, limit in limits.items():
+            counted_end, total = self._counted.get((project, model, metric), (end, 0))
+            pending_end, pending = self._pending.get((project, model, metric), (end, 0))
+            sent = (total if counted_end == end else 0) + (pending if pending_end == end else 0)
+            if sent >= limit:
+                return True
+        return False

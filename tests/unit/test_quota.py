@@ -1,0 +1,270 @@
+"""What the pool learns from Google's 429s beyond a cooldown (pool/quota.py): per-minute limits it
+paces by, input-token quotas, and AI Studio keys that seem to share a project. Every guess only
+reorders a plan: the credential is still tried, last."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from gemini_cli_proxy.pool.credentials import ApiKeyCredential, Credential
+from gemini_cli_proxy.pool.quota import INPUT_TOKENS, REQUESTS, Limit, QuotaBook, per_minute_limits
+from gemini_cli_proxy.pool.scheduler import Scheduler
+from gemini_cli_proxy.store.base import UsageEvent
+from gemini_cli_proxy.store.memory import MemoryStore
+from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict, from_payload
+
+MODEL = "gemini-2.5-flash"
+PER_MINUTE_REQUESTS = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+PER_MINUTE_TOKENS = "GenerateContentInputTokensPerModelPerMinute-FreeTier"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rate_limited(delay: float, *quotas: tuple[str, int]) -> UpstreamError:
+    return UpstreamError(Verdict.RATE_LIMITED, 429, "quota", retry_after=delay, quota_values=tuple(quotas))
+
+
+def ids(plan: list[Credential]) -> list[str]:
+    return [cred.id for cred in plan]
+
+
+# -- reading Google's QuotaFailure ------------------------------------------------------------------
+
+
+def test_a_429s_quota_values_are_read_from_its_quota_failure() -> None:
+    body = {
+        "error": {
+            "code": 429,
+            "message": "You exceeded your current quota. Please retry in 41.2s.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {"quotaId": PER_MINUTE_REQUESTS, "quotaValue": "15"},
+                        {"quotaId": PER_MINUTE_TOKENS, "quotaValue": "250000"},
+                        {"quotaId": "NoValue"},
+                        {"quotaId": "Weird", "quotaValue": "1e9"},
+                        {"quotaId": "Superscript", "quotaValue": "\u00b2"},
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "41s"},
+            ],
+        }
+    }
+    failure = from_payload(429, body, orjson.dumps(body))
+    assert failure.quota_values == ((PER_MINUTE_REQUESTS, 15), (PER_MINUTE_TOKENS, 250000))
+    assert failure.retry_after == 41.2
+
+
+def test_only_per_minute_limits_are_paced_by() -> None:
+    limits = per_minute_limits(
+        [
+            (PER_MINUTE_REQUESTS, 15),
+            (PER_MINUTE_TOKENS, 250000),
+            ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", 250),
+            (PER_MINUTE_REQUESTS, 0),
+        ]
+    )
+    assert limits == [Limit(REQUESTS, 15), Limit(INPUT_TOKENS, 250000)]
+
+
+# -- pacing ---------------------------------------------------------------------------------------
+
+
+def test_a_project_that_sent_its_limit_this_window_is_presumed_spent_until_the_window_ends() -> None:
+    book = QuotaBook()
+    now = 1000.0
+    book.rate_limited("k", "p", MODEL, now, 5.0, [(PER_MINUTE_REQUESTS, 3)], infer_siblings=False)
+    assert not book.presumed_spent("k", "p", MODEL, now)  # the 429 itself is the cooldown's business
+    now = 1005.5  # the next window: [1005, 1065)
+    for _ in range(2):
+        book.served("k", "p", MODEL, now, now)
+    assert not book.presumed_spent("k", "p", MODEL, now)
+    book.served("k", "p", MODEL, now, now)
+    assert book.presumed_spent("k", "p", MODEL, now)
+    assert book.presumed_spent("k", "p", MODEL, 1064.9)
+    assert not book.presumed_spent("k", "p", MODEL, 1065.1)  # a new window
+    assert not book.presumed_spent("k", "p", "gemini-2.5-pro", now)  # quota is per model
+
+
+def test_windows_closer_than_a_minute_shorten_the_period() -> None:
+    book = QuotaBook()
+    book.rate_limited("k", "p", MODEL, 1000.0, 2.0, [(PER_MINUTE_REQUESTS, 1)], infer_siblings=False)
+    book.rate_limited("k", "p", MODEL, 1011.0, 1.0, [(PER_MINUTE_REQUESTS, 1)], infer_siblings=False)
+    # Ends at 1002 and 1012: windows of 10 s. A request at 1013 counts in [1012, 1022).
+    book.served("k", "p", MODEL, 1013.0, 1013.0)
+    assert book.presumed_spent("k", "p", MODEL, 1021.9)
+    assert not book.presumed_spent("k", "p", MODEL, 1022.1)
+
+
+def test_an_input_token_limit_counts_the_prompt_tokens_sent() -> None:
+    book = QuotaBook()
+    book.rate_limited("k", "p", MODEL, 1000.0, 1.0, [(PER_MINUTE_TOKENS, 1000)], infer_siblings=False)
+    book.served("k", "p", MODEL, 1001.5, 1001.5)
+    book.tokens_used("p", MODEL, 600, 1001.5)
+    assert not book.presumed_spent("k", "p", MODEL, 1002.0)
+    book.tokens_used("p", MODEL, 400, 1002.0)
+    assert book.presumed_spent("k", "p", MODEL, 1002.0)
+
+
+def test_counts_from_the_store_include_other_instances_sends() -> None:
+    book = QuotaBook()
+    book.rate_limited("k", "p", MODEL, 1000.0, 1.0, [(PER_MINUTE_REQUESTS, 10)], infer_siblings=False)
+    book.served("k", "p", MODEL, 1002.0, 1002.0)
+    ((project, model, metric, end, amount),) = book.take_pending(1002.0)
+    assert (project, model, metric, end, amount) == ("p", MODEL, REQUESTS, 1061.0, 1)
+    assert not book.presumed_spent("k", "p", MODEL, 1002.0)
+    book.counted(project, model, metric, end, 10)  # nine more went through the other instance
+    assert book.presumed_spent("k", "p", MODEL, 1002.0)
+    assert book.take_pending(1003.0) == [("p", MODEL, REQUESTS, 1061.0, 0)]  # reads the total again
+
+
+def test_nothing_is_counted_for_a_project_without_a_known_limit() -> None:
+    book = QuotaBook()
+    for _ in range(100):
+        book.served("k", "p", MODEL, 1000.0, 1000.0)
+    assert not book.active
+    assert book.take_pending(1000.0) == []
+
+
+# -- siblings -------------------------------------------------------------------------------------
+
+
+def spend(book: QuotaBook, key: str, now: float, end: float) -> None:
+    book.rate_limited(key, key, MODEL, now, end - now, [(PER_MINUTE_REQUESTS, 10)], infer_siblings=True)
+
+
+def test_keys_spent_together_in_two_windows_are_taken_for_siblings() -> None:
+    book = QuotaBook()
+    spend(book, "a", 1050.0, 1060.0)
+    spend(book, "b", 1050.5, 1060.0)
+    spend(book, "a", 1110.0, 1120.0)
+    spend(book, "b", 1110.2, 1120.0)
+    # A third window: a's 429 presumes b spent too, until that window ends.
+    spend(book, "a", 1170.0, 1180.0)
+    assert book.presumed_spent("b", "b", MODEL, 1170.1)
+    assert not book.presumed_spent("b", "b", MODEL, 1180.1)
+
+
+def test_one_window_together_is_not_enough() -> None:
+    book = QuotaBook()
+    spend(book, "a", 1050.0, 1060.0)
+    spend(book, "b", 1050.5, 1060.0)
+    spend(book, "b", 1050.8, 1060.0)  # the same window again: still one window of evidence
+    spend(book, "a", 1170.0, 1180.0)
+    assert not book.presumed_spent("b", "b", MODEL, 1170.1)
+
+
+def test_a_key_that_served_while_another_was_spent_is_no_sibling_of_it() -> None:
+    book = QuotaBook()
+    spend(book, "a", 1050.0, 1060.0)
+    book.served("c", "c", MODEL, 1051.0, 1051.2)  # sent after a's 429, well before its window ended
+    spend(book, "c", 1055.0, 1060.0)
+    spend(book, "a", 1110.0, 1120.0)
+    spend(book, "c", 1110.1, 1120.0)
+    spend(book, "a", 1170.0, 1180.0)
+    assert not book.presumed_spent("c", "c", MODEL, 1170.1)
+
+
+def test_a_request_sent_before_the_429_proves_nothing() -> None:
+    book = QuotaBook()
+    spend(book, "a", 1050.0, 1060.0)
+    book.served("b", "b", MODEL, 1049.9, 1050.3)  # left before a's 429 came: may have spent the last unit
+    spend(book, "b", 1050.5, 1060.0)
+    spend(book, "a", 1110.0, 1120.0)
+    spend(book, "b", 1110.2, 1120.0)
+    spend(book, "a", 1170.0, 1180.0)
+    assert book.presumed_spent("b", "b", MODEL, 1170.1)
+
+
+def test_a_presumed_sibling_that_serves_is_no_longer_presumed_spent() -> None:
+    book = QuotaBook()
+    for start in (1050.0, 1110.0):
+        spend(book, "a", start, start + 10)
+        spend(book, "b", start + 0.2, start + 10)
+    spend(book, "a", 1170.0, 1180.0)
+    assert book.presumed_spent("b", "b", MODEL, 1170.1)
+    book.served("b", "b", MODEL, 1170.2, 1170.3)
+    assert not book.presumed_spent("b", "b", MODEL, 1170.4)
+    # ...and it was sent after a's 429: never siblings again.
+    spend(book, "a", 1230.0, 1240.0)
+    assert not book.presumed_spent("b", "b", MODEL, 1230.1)
+
+
+# -- in the scheduler -----------------------------------------------------------------------------
+
+
+def test_the_plan_asks_a_paced_out_project_last_and_still_asks_it() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        keys = [
+            ApiKeyCredential("key-a-00000000", project="p1"),
+            ApiKeyCredential("key-b-00000000", project="p2"),
+        ]
+        pool = Scheduler(keys, MemoryStore(clock=clock), clock=clock)
+        await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_REQUESTS, 2)))
+        clock.now += 1.0  # the cooldown and the window are over
+        for _ in range(2):
+            await pool.report_success(keys[0], MODEL)
+        for _ in range(4):  # whatever the rotation's turn, p1 comes last this window
+            assert ids(await pool.plan(MODEL)) == [keys[1].id, keys[0].id]
+        clock.now += 60.0
+        firsts = {ids(await pool.plan(MODEL))[0] for _ in range(2)}
+        assert firsts == {keys[0].id, keys[1].id}  # a new window: the rotation as before
+
+    asyncio.run(scenario())
+
+
+def test_two_instances_pace_by_their_shared_count() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        store = MemoryStore(clock=clock)
+        keys = [
+            ApiKeyCredential("key-a-00000000", project="p1"),
+            ApiKeyCredential("key-b-00000000", project="p2"),
+        ]
+        first, second = (Scheduler(keys, store, clock=clock) for _ in range(2))
+        for pool in (first, second):
+            await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_REQUESTS, 4)))
+        clock.now += 1.0
+        for pool in (first, second):
+            for _ in range(2):
+                await pool.report_success(keys[0], MODEL)
+        # Each sent 2 of p1's 4: neither alone knows p1 is spent.
+        assert {ids(await first.plan(MODEL))[0] for _ in range(2)} == {keys[0].id, keys[1].id}
+        for pool in (first, second, first):  # each batch of usage: shares its sends, reads the totals
+            await pool.count_usage([UsageEvent(keys[0].id, MODEL, at=clock.now)])
+        for pool in (first, second):
+            for _ in range(2):
+                assert ids(await pool.plan(MODEL)) == [keys[1].id, keys[0].id]
+
+    asyncio.run(scenario())
+
+
+def test_input_tokens_reported_by_usage_count_against_an_input_token_quota() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        keys = [
+            ApiKeyCredential("key-a-00000000", project="p1"),
+            ApiKeyCredential("key-b-00000000", project="p2"),
+        ]
+        pool = Scheduler(keys, MemoryStore(clock=clock), clock=clock)
+        await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_TOKENS, 1000)))
+        clock.now += 1.0
+        await pool.report_success(keys[0], MODEL)
+        await pool.count_usage([UsageEvent(keys[0].id, MODEL, tokens_in=999, at=clock.now)])
+        assert {ids(await pool.plan(MODEL))[0] for _ in range(2)} == {keys[0].id, keys[1].id}
+        await pool.count_usage([UsageEvent(keys[0].id, MODEL, tokens_in=1, at=clock.now)])
+        for _ in range(2):
+            assert ids(await pool.plan(MODEL)) == [keys[1].id, keys[0].id]
+
+    asyncio.run(scenario())
