@@ -54,6 +54,16 @@ class CooldownPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class _Rotation:
+    usable: list[Credential]  # in the configured order
+    projects: list[list[Credential]]  # the same, grouped by Google project
+
+
+# Rotations kept (see Scheduler._rotation): one per set of unusable credentials seen, forgotten at this many.
+MAX_ROTATIONS = 256
+
+
+@dataclass(frozen=True, slots=True)
 class _Snapshot:
     state: PoolState
     taken: float  # monotonic seconds
@@ -82,6 +92,9 @@ class Scheduler:
         self._backup = [c for c in credentials if c.pool == "backup"]
         self._ids = [c.id for c in (*self._primary, *self._backup)]
         self._by_id = {c.id: c for c in (*self._primary, *self._backup)}
+        self._pool_ids = {id(pool): frozenset(c.id for c in pool) for pool in (self._primary, self._backup)}
+        # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
+        self._rotations: dict[tuple[int, frozenset[str]], _Rotation] = {}
         self._book = QuotaBook()
         self._store = store
         self._clock = clock  # wall clock: instances on several machines compare these times
@@ -142,21 +155,36 @@ class Scheduler:
     def _usable(pool: list[Credential], state: PoolState) -> list[Credential]:
         return [c for c in pool if c.id not in state.disabled and c.id not in state.cooldowns]
 
-    async def _rotated(self, usable: list[Credential], name: str) -> list[Credential]:
-        """`usable` in rotation, fair to Google projects: quota is per project, so each turn goes to
-        the next project that can serve, and within it to its next usable key; the other projects
-        follow as failovers, one key of each before a second of any. The cursor is per pool and
-        model: one for all models let two models on two keys each keep to one key. Turning over keys
-        instead gave a key that follows unusable ones (invalid, spent) their turns too: 0.4-2.0x a
-        fair share of successes per project, where this keeps to a fair rotation's."""
+    def _rotation(self, pool: list[Credential], state: PoolState) -> _Rotation:
+        """`pool`'s usable credentials grouped by Google project, kept for each set of unusable ones:
+        a pool of hundreds of keys is planned on every request, and its state rarely changes."""
+        unusable = frozenset(c for c in (*state.cooldowns, *state.disabled) if c in self._pool_ids[id(pool)])
+        key = (id(pool), unusable)
+        rotation = self._rotations.get(key)
+        if rotation is None:
+            if len(self._rotations) >= MAX_ROTATIONS:
+                self._rotations.clear()
+            usable = [c for c in pool if c.id not in unusable]
+            groups: dict[str, list[Credential]] = {}
+            for cred in usable:
+                groups.setdefault(cred.project_key(), []).append(cred)
+            rotation = self._rotations[key] = _Rotation(usable, list(groups.values()))
+        return rotation
+
+    async def _rotated(self, rotation: _Rotation, name: str) -> list[Credential]:
+        """The usable credentials in rotation, fair to Google projects: quota is per project, so each
+        turn goes to the next project that can serve, and within it to its next usable key; the other
+        projects follow as failovers, one key of each before a second of any. The cursor is per pool
+        and model: one for all models let two models on two keys each keep to one key. Turning over
+        keys instead gave a key that follows unusable ones (invalid, spent) their turns too: 0.4-2.0x
+        a fair share of successes per project, where this keeps to a fair rotation's."""
+        usable, projects = rotation.usable, rotation.projects
         if len(usable) <= 1:
-            return usable
-        groups: dict[str, list[Credential]] = {}
-        for cred in usable:
-            groups.setdefault(cred.project_key(), []).append(cred)
-        projects = list(groups.values())
+            return list(usable)
         turn = await self._store.next_cursor(name)
         first, lap = turn % len(projects), turn // len(projects)
+        if len(projects) == len(usable):  # a key each (the usual AI Studio pool): a slice
+            return usable[first:] + usable[:first]
         ordered = projects[first:] + projects[:first]
         out: list[Credential] = []
         for level in range(max(len(keys) for keys in ordered)):
@@ -169,12 +197,12 @@ class Scheduler:
         primary can). Raises the 429/503 answer when nothing is usable."""
         state = await self._recent_state(model)
         self._struck_seen[model] = state.struck
-        primary = self._usable(self._primary, state)
-        backup = self._usable(self._backup, state)
-        if not primary and not backup:
+        primary = self._rotation(self._primary, state)
+        backup = self._rotation(self._backup, state)
+        if not primary.usable and not backup.usable:
             raise self._exhausted(model, state)
         order = self.deferring(await self._rotated(primary, f"primary:{model}"), model)
-        if backup:
+        if backup.usable:
             order += self.deferring(await self._rotated(backup, f"backup:{model}"), model)
         return order
 
@@ -194,6 +222,7 @@ class Scheduler:
         now = self._clock()
         if failure.consumer and isinstance(cred, ApiKeyCredential) and cred.project is None:
             cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
+            self._rotations.clear()  # and turns with them
         match failure.verdict:
             case Verdict.RATE_LIMITED:
                 self._book.rate_limited(

@@ -43,17 +43,24 @@ class MemoryStore:
         return value
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
+        # Walks the cooldowns and disabled flags there are, not the credentials asked about: a pool of
+        # hundreds of keys is read on every request, and few of them are ever cooling at once.
+        wanted = credential_ids if isinstance(credential_ids, frozenset | set) else set(credential_ids)
+        own: dict[str, Cooldown] = {}
+        shared: dict[str, Cooldown] = {}
+        for (cred, cooled_for), cooldown in self._cooldowns.items():
+            if cred in wanted:
+                if cooled_for == model:
+                    own[cred] = cooldown
+                elif cooled_for == ANY_MODEL:
+                    shared[cred] = cooldown
         cooldowns: dict[str, Cooldown] = {}
-        disabled: dict[str, str] = {}
-        for cred in credential_ids:
-            own, shared = self._cooldowns.get((cred, model)), self._cooldowns.get((cred, ANY_MODEL))
-            cooldown = binding(own, shared, now)
-            if cooldown is not None:
-                cooldowns[cred] = cooldown
-            reason = self._disabled.get(cred)
-            if reason is not None:
-                disabled[cred] = reason
-        struck = frozenset(c for c in credential_ids if self._strikes_of(c, model))
+        for cred in own.keys() | shared.keys():
+            active = binding(own.get(cred), shared.get(cred), now)
+            if active is not None:
+                cooldowns[cred] = active
+        disabled = {cred: reason for cred, reason in self._disabled.items() if cred in wanted}
+        struck = frozenset(cred for cred, cooldown in own.items() if cooldown.strikes)
         return PoolState(cooldowns, disabled, struck)
 
     def _strikes_of(self, credential_id: str, model: str) -> int:

@@ -1,0 +1,62 @@
+"""The scheduler keeps each pool's rotation for a set of unusable credentials: what it keeps must
+follow every change that regroups or removes credentials."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gemini_cli_proxy.pool.credentials import ApiKeyCredential
+from gemini_cli_proxy.pool.scheduler import Scheduler
+from gemini_cli_proxy.store.base import Cooldown
+from gemini_cli_proxy.store.memory import MemoryStore
+from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
+
+MODEL = "gemini-2.5-flash"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_project_learned_from_googles_error_regroups_the_rotation() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        a, b, c = (ApiKeyCredential(f"key-{n}-00000000") for n in "abc")
+        pool = Scheduler([a, b, c], MemoryStore(clock=clock), clock=clock)
+        firsts = [(await pool.plan(MODEL))[0] for _ in range(3)]
+        assert firsts == [a, b, c]  # a key each: three turns
+        for key in (a, b):
+            await pool.report_failure(
+                key,
+                MODEL,
+                UpstreamError(Verdict.RATE_LIMITED, 429, "quota", retry_after=0.5, consumer="projects/7"),
+            )
+        clock.now += 1.0
+        # a and b are one project now: it gets every other turn, as c does.
+        firsts = [(await pool.plan(MODEL))[0] for _ in range(4)]
+        assert firsts.count(c) == 2 and set(firsts) - {c} <= {a, b}
+
+    asyncio.run(scenario())
+
+
+def test_the_rotation_follows_cooldowns_set_and_ended() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        keys = [ApiKeyCredential(f"key-{n}-00000000") for n in "abcd"]
+        store = MemoryStore(clock=clock)
+        pool = Scheduler(keys, store, clock=clock)
+        assert len(await pool.plan(MODEL)) == 4
+        await store.set_cooldown(keys[1].id, MODEL, Cooldown(clock.now + 5, "rate_limited"))
+        await store.set_disabled(keys[3].id, "invalid")
+        for _ in range(4):
+            assert sorted(k.id for k in await pool.plan(MODEL)) == sorted([keys[0].id, keys[2].id])
+        clock.now += 6
+        assert len(await pool.plan(MODEL)) == 3
+        await store.clear_disabled(keys[3].id)
+        assert len(await pool.plan(MODEL)) == 4
+
+    asyncio.run(scenario())
