@@ -39,6 +39,7 @@ from aiohttp import web
 
 from common import Processes, start_redis
 from gemini_cli_proxy.app import create_app
+from gemini_cli_proxy.runtime import RUNTIME
 from gemini_cli_proxy.settings import Settings
 
 MODEL = "gemini-2.5-flash"
@@ -64,20 +65,22 @@ class SimulatedStudio:
     invalid: set[str]
     spent: set[str]  # keys whose project's daily quota is gone
     started: float = field(default_factory=time.monotonic)
+    # project -> how far into its window the project is at `started`: 0 for all when windows are
+    # aligned across projects; spread over the window when each project's windows begin apart.
+    offsets: dict[str, float] = field(default_factory=dict)
     used: Counter[tuple[str, int]] = field(default_factory=Counter)
     ledger: list[Call] = field(default_factory=list)
 
-    def window_of(self, at: float) -> tuple[int, float]:
-        """(window index, seconds until it ends) at monotonic time `at`."""
-        elapsed = at - self.started
+    def window_of(self, at: float, project: str | None = None) -> tuple[int, float]:
+        """(window index, seconds until it ends) at monotonic time `at`, for `project`'s windows."""
+        elapsed = at - self.started + self.offsets.get(project or "", 0.0)
         index = int(elapsed // self.window)
         return index, (index + 1) * self.window - elapsed
 
     def has_quota(self, at: float) -> bool:
         """Some project that can serve had quota left at `at`."""
-        index, _ = self.window_of(at)
         serving = {p for k, p in self.projects.items() if k not in self.invalid and k not in self.spent}
-        return any(self.used[(project, index)] < QUOTA for project in serving)
+        return any(self.used[(project, self.window_of(at, project)[0])] < QUOTA for project in serving)
 
     async def handle(self, request: web.Request) -> web.Response:
         await request.read()
@@ -98,7 +101,7 @@ class SimulatedStudio:
         if key in self.spent:
             self.ledger.append(Call(now, key, project, 429))
             return _json(429, _quota_error("GenerateRequestsPerDayPerProjectPerModel-FreeTier", 3600.0))
-        index, left = self.window_of(now)
+        index, left = self.window_of(now, project)
         if self.used[(project, index)] >= QUOTA:
             self.ledger.append(Call(now, key, project, 429))
             return _json(429, _quota_error("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", left))
@@ -143,6 +146,7 @@ class Outcome:
     latency: float
     retry_after: str | None
     quota_left: bool  # some project had quota when the answer came
+    answer: bytes = b""  # the body of a 429
 
 
 def make_pool(keys: int, rng: random.Random) -> tuple[dict[str, str], set[str], set[str]]:
@@ -179,11 +183,16 @@ async def _load(
             data=body,
             headers={"Content-Type": "application/json"},
         ) as resp:
-            await resp.read()
+            answer = await resp.read()
             done = time.monotonic()
             outcomes.append(
                 Outcome(
-                    sent, resp.status, done - sent, resp.headers.get("Retry-After"), studio.has_quota(done)
+                    sent,
+                    resp.status,
+                    done - sent,
+                    resp.headers.get("Retry-After"),
+                    studio.has_quota(done),
+                    answer if resp.status == 429 else b"",
                 )
             )
 
@@ -218,6 +227,8 @@ def _report_phase(
     last_429 = max((o.sent - phase_start for o in limited), default=None)
     if detail:
         print(name, {p: successes.get(p, 0) for p in sorted(serving_projects)}, file=sys.stderr)
+        for outcome in with_quota:
+            print(f"  429 with quota left, {outcome.sent:.2f}: {outcome.answer[:300]!r}", file=sys.stderr)
     return {
         "phase": f"{name} ({share:.0%})",
         "requests": len(outcomes),
@@ -245,12 +256,16 @@ async def simulate(
     seed: int,
     declare: bool,
     detail: bool = False,
-) -> list[dict[str, Any]]:
+    phased: bool = False,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The table's rows, and a line per instance on the keys it took for siblings."""
     rng = random.Random(seed)
     projects, invalid, spent = make_pool(keys, rng)
     serving_projects = {p for k, p in projects.items() if k not in invalid and k not in spent}
     capacity = len(serving_projects) * QUOTA / window  # requests per second the pool can take
     studio = SimulatedStudio(window, projects, invalid, spent)
+    if phased:
+        studio.offsets = {project: rng.uniform(0, window) for project in set(projects.values())}
     procs = Processes()
     runners: list[web.AppRunner] = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -264,6 +279,7 @@ async def simulate(
                     raise SystemExit("two instances need redis-server on PATH")
                 state_url = started[1]
             urls = []
+            apps = []
             for _ in range(instances):
                 settings = Settings(
                     # KEY@PROJECT when declared (AI Studio's 429s never say which keys share a project)
@@ -274,7 +290,8 @@ async def simulate(
                     proxy_log_level="error",
                     proxy_retry_deadline=30.0,
                 )
-                runner, url = await _serve(create_app(settings))
+                apps.append(create_app(settings))
+                runner, url = await _serve(apps[-1])
                 runners.append(runner)
                 urls.append(url)
             rows = []
@@ -282,12 +299,11 @@ async def simulate(
             async with aiohttp.ClientSession(
                 timeout=timeout, connector=aiohttp.TCPConnector(limit=0)
             ) as session:
-                # Windows start with the first phase, so that each phase starts as a window does: else a
-                # phase's first moments still belong to the window the phase before spent.
                 studio.started = time.monotonic()
                 for name, share in PHASES:
                     # Each phase begins as a window does: else its first moments still belong to the
                     # window the phase before spent, and a 429 there is that phase's, not this one's.
+                    # (With --phased-windows, as the windows of a project without offset would.)
                     _, left = studio.window_of(time.monotonic())
                     if left < window - 0.05:
                         await asyncio.sleep(left)
@@ -300,11 +316,19 @@ async def simulate(
                             name, share, outcomes, studio.ledger[before:], projects, serving_projects, detail
                         )
                     )
-            return rows
+            return rows, [_siblings_line(app, projects) for app in apps]
         finally:
             for runner in reversed(runners):
                 await runner.cleanup()
             procs.stop_all()
+
+
+def _siblings_line(app: web.Application, projects: dict[str, str]) -> str:
+    """How many of the key pairs an instance took for siblings really share a project."""
+    inferring, pairs = app[RUNTIME].scheduler.inferred_siblings()
+    right = sum(1 for a, b in pairs if projects[a.secrets()[0]] == projects[b.secrets()[0]])
+    state = "on" if inferring else "off (windows end together across projects)"
+    return f"sibling inference {state}: {len(pairs)} key pairs taken for siblings, {right} of them right"
 
 
 def _studio_app(studio: SimulatedStudio) -> web.Application:
@@ -331,8 +355,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--declare-projects", action="store_true", help="give the keys as KEY@PROJECT")
     parser.add_argument("--detail", action="store_true", help="print each project's successes per phase")
+    parser.add_argument(
+        "--phased-windows",
+        action="store_true",
+        help="each project's windows begin at its own moment (default: all projects' windows together)",
+    )
     args = parser.parse_args()
-    rows = asyncio.run(
+    rows, siblings = asyncio.run(
         simulate(
             args.keys,
             args.window,
@@ -341,14 +370,18 @@ def main() -> None:
             args.seed,
             args.declare_projects,
             args.detail,
+            args.phased_windows,
         )
     )
     declared = "declared" if args.declare_projects else "not declared"
+    windows = "each project's apart" if args.phased_windows else "aligned across projects"
     print(
-        f"keys {args.keys}, window {args.window:g} s, instances {args.instances}, quota {QUOTA} per project, "
-        f"projects {declared}\n"
+        f"keys {args.keys}, window {args.window:g} s ({windows}), instances {args.instances}, "
+        f"quota {QUOTA} per project, projects {declared}\n"
     )
     print(_table(rows))
+    if not args.declare_projects:
+        print("\n" + "\n".join(siblings))
 
 
 if __name__ == "__main__":

@@ -268,3 +268,37 @@ def test_input_tokens_reported_by_usage_count_against_an_input_token_quota() -> 
             assert ids(await pool.plan(MODEL)) == [keys[1].id, keys[0].id]
 
     asyncio.run(scenario())
+
+
+def test_where_projects_windows_end_together_no_keys_are_taken_for_siblings() -> None:
+    """Aligned windows: every project's 429s name the same end, so the same end says nothing. Keys
+    known to be of different projects keep naming the same ends, and the inference turns off."""
+    book = QuotaBook()
+    keys = [f"k{i}" for i in range(12)]
+    for start in (1050.0, 1110.0, 1170.0):
+        end = start + 10
+        # Half the keys are spent; the other half serve after that (so they are known apart), then are
+        # spent too, all naming the same end.
+        for i, key in enumerate(keys[:6]):
+            spend(book, key, start + i * 0.01, end)
+        for key in keys[6:]:
+            book.served(key, key, MODEL, start + 1.0, start + 1.1)
+        for i, key in enumerate(keys[6:]):
+            spend(book, key, start + 2 + i * 0.01, end)
+    assert not book.inferring_siblings
+    assert book.sibling_links() == []
+    spend(book, "k0", 1230.0, 1240.0)
+    assert not any(book.presumed_spent(key, key, MODEL, 1230.1) for key in keys[1:])
+
+
+def test_where_projects_windows_end_apart_siblings_are_told_apart() -> None:
+    book = QuotaBook()
+    # Project x (keys x1, x2) ends its windows at :10, project y (y1, y2) at :40; z always serves.
+    for minute in (1000.0, 1060.0, 1120.0):
+        spend(book, "x1", minute + 5, minute + 10)
+        spend(book, "x2", minute + 5.1, minute + 10)
+        book.served("z", "z", MODEL, minute + 6, minute + 6.1)
+        spend(book, "y1", minute + 35, minute + 40)
+        spend(book, "y2", minute + 35.1, minute + 40)
+    assert book.inferring_siblings
+    assert book.sibling_links() == [("x1", "x2"), ("y1", "y2")]

@@ -60,3 +60,27 @@ def test_the_rotation_follows_cooldowns_set_and_ended() -> None:
         assert len(await pool.plan(MODEL)) == 4
 
     asyncio.run(scenario())
+
+
+def test_a_success_through_one_key_clears_the_strikes_of_its_whole_project() -> None:
+    """A 429 strikes every key of the project; a success through any of them after the cooldown
+    shows the quota back. The next 429, through a sibling, starts from the base delay again."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        k1, k2 = (ApiKeyCredential(f"key-{n}-00000000", project="p") for n in "12")
+        other = ApiKeyCredential("key-3-00000000", project="q")
+        store = MemoryStore(clock=clock)
+        pool = Scheduler([k1, k2, other], store, clock=clock)
+        limited = UpstreamError(Verdict.RATE_LIMITED, 429, "quota", retry_after=3.0)
+        await pool.report_failure(k1, MODEL, limited)
+        assert (await store.pool_state([k2.id], MODEL, clock.now)).cooldowns[k2.id].until == clock.now + 3
+        clock.now += 4
+        await pool.plan(MODEL)
+        await pool.report_success(k1, MODEL)
+        await pool.report_failure(k2, MODEL, limited)
+        cooldown = (await store.pool_state([k1.id, k2.id], MODEL, clock.now)).cooldowns
+        assert cooldown[k1.id].until == cooldown[k2.id].until == clock.now + 3  # strike 1, not 2 (6 s)
+        assert await store.strikes(k2.id, MODEL) == 1
+
+    asyncio.run(scenario())

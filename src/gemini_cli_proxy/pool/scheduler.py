@@ -95,6 +95,7 @@ class Scheduler:
         self._pool_ids = {id(pool): frozenset(c.id for c in pool) for pool in (self._primary, self._backup)}
         # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
         self._rotations: dict[tuple[int, frozenset[str]], _Rotation] = {}
+        self._projects: dict[str, list[Credential]] = {}  # project key -> its credentials; see _project_of
         self._book = QuotaBook()
         self._store = store
         self._clock = clock  # wall clock: instances on several machines compare these times
@@ -223,6 +224,7 @@ class Scheduler:
         if failure.consumer and isinstance(cred, ApiKeyCredential) and cred.project is None:
             cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
             self._rotations.clear()  # and turns with them
+            self._projects.clear()
         match failure.verdict:
             case Verdict.RATE_LIMITED:
                 self._book.rate_limited(
@@ -282,12 +284,10 @@ class Scheduler:
                 log.warning("%s failed on %s: %s", cred.label, model, failure)
 
     async def _cool_project(self, cred: Credential, model: str, cooldown: Cooldown) -> None:
-        project = cred.project_key()
         try:
-            for other in self.credentials:
-                if other is cred or other.project_key() == project:
-                    self._struck.add((other.id, model))
-                    await self._store.set_cooldown(other.id, model, cooldown)
+            for other in self._project_of(cred):
+                self._struck.add((other.id, model))
+                await self._store.set_cooldown(other.id, model, cooldown)
         finally:
             self._changed()  # also when cancelled mid-write: the store may have it anyway
 
@@ -304,15 +304,30 @@ class Scheduler:
         is when the request left: what it proves about other keys' projects depends on it."""
         now = self._clock()
         self._book.served(cred.id, cred.project_key(), model, now if sent_at is None else sent_at, now)
-        struck = (cred.id, model) in self._struck or cred.id in self._struck_seen.get(model, ())
+        # The whole project's: a 429 struck every key known to share its quota, and a success through
+        # any of them shows that quota back. Clearing only this key's left its siblings' strikes, and
+        # the next 429 through one of them doubled the project's cooldown past its window's end.
+        seen = self._struck_seen.get(model, frozenset())
+        struck = [c for c in self._project_of(cred) if (c.id, model) in self._struck or c.id in seen]
         if not struck and not probe:
             return
         if probe or not await self._cooling(cred, model, self._clock()):
-            self._struck.discard((cred.id, model))
             try:
-                await self._store.clear_cooldown(cred.id, model)
+                for member in struck if cred in struck else [cred, *struck]:
+                    self._struck.discard((member.id, model))
+                    await self._store.clear_cooldown(member.id, model)
             finally:
                 self._changed()
+
+    def _project_of(self, cred: Credential) -> list[Credential]:
+        """`cred` and the credentials known to share its Google project."""
+        members = self._projects.get(cred.project_key())
+        if members is None:
+            self._projects = {}
+            for other in self.credentials:
+                self._projects.setdefault(other.project_key(), []).append(other)
+            members = self._projects[cred.project_key()]
+        return members
 
     async def count_usage(self, events: list[UsageEvent]) -> None:
         """Adds what was sent through projects with a known per-minute limit to the shared counts of
@@ -338,6 +353,12 @@ class Scheduler:
         )
         for (project, model, metric, end, _), total in zip(pending, totals, strict=True):
             self._book.counted(project, model, metric, end, total)
+
+    def inferred_siblings(self) -> tuple[bool, list[tuple[Credential, Credential]]]:
+        """Whether keys of one project are being inferred from 429s (quota.py), and the pairs taken
+        for siblings now."""
+        pairs = [(self._by_id[a], self._by_id[b]) for a, b in self._book.sibling_links()]
+        return self._book.inferring_siblings, pairs
 
     async def enable(self, cred: Credential) -> None:
         try:
