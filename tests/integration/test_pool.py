@@ -303,10 +303,9 @@ def test_keys_seen_spent_together_are_asked_last_when_one_is_spent_again(
     """AI Studio keys that said 429 for the same window, twice, while a third key served: taken for
     keys of one project, so a 429 on one sends the request to the third key, not to its sibling."""
     proxy = start_proxy(gemini_api_keys=KEYS)
-    a, b, c = KEYS
 
     def window(turns: int) -> None:
-        """`turns` requests; the last one's first two keys say 429 (the rotation starts it at a)."""
+        """`turns` requests; the last one's first two keys say 429 (a lap's turns start it at a)."""
         for _ in range(turns - 1):
             assert post(proxy).status_code == 200
         fake.push_many([Reply.rate_limited(retry_delay="0.6s")] * 2)
@@ -314,7 +313,7 @@ def test_keys_seen_spent_together_are_asked_last_when_one_is_spent_again(
         time.sleep(0.7)  # that window is over
 
     window(1)
-    assert keys_used(fake) == [a, b, c]
+    a, b, c = keys_used(fake)  # the rotation's order: a and b said 429, c served
     window(3)
     assert keys_used(fake)[-3:] == [a, b, c]
     for _ in range(2):
@@ -322,3 +321,27 @@ def test_keys_seen_spent_together_are_asked_last_when_one_is_spent_again(
     fake.push(Reply.rate_limited(retry_delay="0.6s"))
     assert post(proxy).status_code == 200
     assert keys_used(fake)[-2:] == [a, c]
+
+
+def test_a_key_another_request_saw_rate_limited_is_not_asked_again(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """Two requests in flight: the second planned its keys before the first heard a key's 429; when
+    its turn comes to that key, it knows the key is cooling and does not ask Google again."""
+    proxy = start_proxy(gemini_api_keys=KEYS[:2])
+    fake.push_many(
+        [
+            Reply.delay(0.4, then=Reply.rate_limited(retry_delay="30s")),  # first request, first key
+            Reply.delay(0.6, then=Reply.rate_limited(retry_delay="30s")),  # second request, other key
+        ]
+    )
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(post, proxy)
+        time.sleep(0.1)
+        second = pool.submit(post, proxy)
+        assert first.result().status_code == 200  # the first key said 429; the other served
+        answer = second.result()
+    # The second request's plan had both keys; by the time it could try the first one, that key was
+    # cooling for 30 s.
+    assert answer.status_code == 429
+    assert len(fake.generate_requests()) == 3

@@ -28,7 +28,7 @@ def test_a_project_learned_from_googles_error_regroups_the_rotation() -> None:
         a, b, c = (ApiKeyCredential(f"key-{n}-00000000") for n in "abc")
         pool = Scheduler([a, b, c], MemoryStore(clock=clock), clock=clock)
         firsts = [(await pool.plan(MODEL))[0] for _ in range(3)]
-        assert firsts == [a, b, c]  # a key each: three turns
+        assert sorted(firsts, key=id) == sorted([a, b, c], key=id)  # a key each: three turns
         for key in (a, b):
             await pool.report_failure(
                 key,
@@ -82,5 +82,20 @@ def test_a_success_through_one_key_clears_the_strikes_of_its_whole_project() -> 
         cooldown = (await store.pool_state([k1.id, k2.id], MODEL, clock.now)).cooldowns
         assert cooldown[k1.id].until == cooldown[k2.id].until == clock.now + 3  # strike 1, not 2 (6 s)
         assert await store.strikes(k2.id, MODEL) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_on_keys_listed_project_by_project_is_spread_over_the_projects() -> None:
+    """Keys are mostly listed project by project. Turning in the listed order gave a burst of ten
+    requests to the first two projects' keys; the turn order (by the keys' stable ids) spreads it."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        keys = [ApiKeyCredential(f"key-{i:03d}-{i * 7919:08d}") for i in range(50)]
+        project_of = {key.id: i // 5 for i, key in enumerate(keys)}  # ten projects of five keys
+        pool = Scheduler(keys, MemoryStore(clock=clock), clock=clock)
+        burst = [(await pool.plan(MODEL))[0] for _ in range(10)]
+        assert len({project_of[key.id] for key in burst}) >= 5
 
     asyncio.run(scenario())

@@ -109,14 +109,15 @@ class QuotaBook:
         self._apart: set[tuple[str, str]] = set()  # key pairs seen not to share a project
         self._siblings: dict[str, set[str]] = {}  # key -> the keys taken for its siblings
         self._presumed: dict[tuple[str, str], float] = {}  # (key, model) -> until when
+        self._paced_out: dict[tuple[str, str], float] = {}  # (project, model) -> its window's end
         self._apart_spent = 0  # pairs of keys known apart seen spent at once...
         self._apart_same_end = 0  # ...and of those, naming the same window end
         self._aligned = False  # windows end together across projects: siblings cannot be told
 
     @property
     def active(self) -> bool:
-        """Anything learned: when not, ordering a plan costs nothing."""
-        return bool(self._limits or self._presumed)
+        """Anything presumed spent: when not, ordering a plan costs nothing."""
+        return bool(self._paced_out or self._presumed)
 
     # -- what Google said ---------------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class QuotaBook:
         end = window.current_end(now)
         pending_end, pending = self._pending.get((project, model, metric), (end, 0))
         self._pending[(project, model, metric)] = (end, amount + (pending if pending_end == end else 0))
+        self._check_limit(project, model, metric, end)
 
     # -- sharing counts ----------------------------------------------------------------------------
 
@@ -254,26 +256,37 @@ class QuotaBook:
     def counted(self, project: str, model: str, metric: str, end: float, total: int) -> None:
         """The store's total for one window, this process's sends included."""
         self._counted[(project, model, metric)] = (end, total)
+        self._check_limit(project, model, metric, end)
 
     # -- what it means for a plan ------------------------------------------------------------------
 
+    def _check_limit(self, project: str, model: str, metric: str, end: float) -> None:
+        """After a count of the window ending at `end` changed: a project whose count reached a
+        limit is paced out until that window ends."""
+        limit = self._limits.get((project, model), {}).get(metric)
+        if limit is None:
+            return
+        counted_end, total = self._counted.get((project, model, metric), (end, 0))
+        pending_end, pending = self._pending.get((project, model, metric), (end, 0))
+        sent = (total if counted_end == end else 0) + (pending if pending_end == end else 0)
+        if sent >= limit:
+            self._paced_out[(project, model)] = max(end, self._paced_out.get((project, model), 0.0))
+
     def presumed_spent(self, key: str, project: str, model: str, now: float) -> bool:
-        until = self._presumed.get((key, model))
-        if until is not None:
-            if until > now:
-                return True
-            del self._presumed[(key, model)]
-        limits = self._limits.get((project, model))
-        if not limits:
-            return False
-        window = self._windows.get((project, model))
-        if window is None:
-            return False
-        end = window.current_end(now)
-        for metric, limit in limits.items():
-            counted_end, total = self._counted.get((project, model, metric), (end, 0))
-            pending_end, pending = self._pending.get((project, model, metric), (end, 0))
-            sent = (total if counted_end == end else 0) + (pending if pending_end == end else 0)
-            if sent >= limit:
-                return True
-        return False
+        keys, projects = self.presumed(model, now)
+        return key in keys or project in projects
+
+    def presumed(self, model: str, now: float) -> tuple[set[str], set[str]]:
+        """The keys and the projects presumed spent for `model` at `now`; forgets those that ended."""
+        keys: set[str] = set()
+        projects: set[str] = set()
+        for source, into in ((self._presumed, keys), (self._paced_out, projects)):
+            ended = []
+            for (name, for_model), until in source.items():
+                if until <= now:
+                    ended.append((name, for_model))
+                elif for_model == model:
+                    into.add(name)
+            for gone in ended:
+                del source[gone]
+        return keys, projects

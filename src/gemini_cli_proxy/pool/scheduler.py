@@ -55,7 +55,7 @@ class CooldownPolicy:
 
 @dataclass(frozen=True, slots=True)
 class _Rotation:
-    usable: list[Credential]  # in the configured order
+    usable: list[Credential]  # in turn order (see Scheduler._turn_order)
     projects: list[list[Credential]]  # the same, grouped by Google project
 
 
@@ -93,9 +93,18 @@ class Scheduler:
         self._ids = [c.id for c in (*self._primary, *self._backup)]
         self._by_id = {c.id: c for c in (*self._primary, *self._backup)}
         self._pool_ids = {id(pool): frozenset(c.id for c in pool) for pool in (self._primary, self._backup)}
+        # The rotation turns in the order of the credentials' ids (stable hashes, the same in every
+        # instance), not as configured: keys are mostly listed project by project, and a burst, or a
+        # part of a lap, then went to a few projects' keys, where this spreads it over many.
+        self._turn_order = {
+            id(pool): sorted(pool, key=lambda c: c.id) for pool in (self._primary, self._backup)
+        }
         # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
         self._rotations: dict[tuple[int, frozenset[str]], _Rotation] = {}
         self._projects: dict[str, list[Credential]] = {}  # project key -> its credentials; see _project_of
+        # (credential, model) -> when the cooldown this process set ends: see cooling_here. Bounded
+        # by credentials x models, each entry overwritten by the next cooldown.
+        self._cooled_until: dict[tuple[str, str], float] = {}
         self._book = QuotaBook()
         self._store = store
         self._clock = clock  # wall clock: instances on several machines compare these times
@@ -165,7 +174,7 @@ class Scheduler:
         if rotation is None:
             if len(self._rotations) >= MAX_ROTATIONS:
                 self._rotations.clear()
-            usable = [c for c in pool if c.id not in unusable]
+            usable = [c for c in self._turn_order[id(pool)] if c.id not in unusable]
             groups: dict[str, list[Credential]] = {}
             for cred in usable:
                 groups.setdefault(cred.project_key(), []).append(cred)
@@ -212,12 +221,20 @@ class Scheduler:
         a guess never keeps a credential from serving, it only asks the others first."""
         if not self._book.active or len(order) <= 1:
             return order
-        now = self._clock()
-        later = [c for c in order if self._book.presumed_spent(c.id, c.project_key(), model, now)]
+        keys, projects = self._book.presumed(model, self._clock())
+        if not keys and not projects:
+            return order
+        later = [c for c in order if c.id in keys or c.project_key() in projects]
         if not later:
             return order
         deferred = set(map(id, later))
         return [c for c in order if id(c) not in deferred] + later
+
+    def cooling_here(self, cred: Credential, model: str) -> bool:
+        """This process set `cred` a cooldown for `model` that has not ended: a request planned before
+        it (another request's 429 on that key or its project) skips the key instead of hearing 429."""
+        until = self._cooled_until.get((cred.id, model))
+        return until is not None and until > self._clock()
 
     async def report_failure(self, cred: Credential, model: str, failure: UpstreamError) -> None:
         now = self._clock()
@@ -287,6 +304,7 @@ class Scheduler:
         try:
             for other in self._project_of(cred):
                 self._struck.add((other.id, model))
+                self._cooled_until[(other.id, model)] = cooldown.until
                 await self._store.set_cooldown(other.id, model, cooldown)
         finally:
             self._changed()  # also when cancelled mid-write: the store may have it anyway
@@ -315,6 +333,7 @@ class Scheduler:
             try:
                 for member in struck if cred in struck else [cred, *struck]:
                     self._struck.discard((member.id, model))
+                    self._cooled_until.pop((member.id, model), None)
                     await self._store.clear_cooldown(member.id, model)
             finally:
                 self._changed()
