@@ -37,7 +37,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from common import Processes, start_redis
+from common import Processes, clean_env, start_proxy, start_redis
 from gemini_cli_proxy.app import create_app
 from gemini_cli_proxy.runtime import RUNTIME
 from gemini_cli_proxy.settings import Settings
@@ -257,8 +257,9 @@ async def simulate(
     declare: bool,
     detail: bool = False,
     phased: bool = False,
+    in_process: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The table's rows, and a line per instance on the keys it took for siblings."""
+    """The table's rows, and (`in_process`) a line per instance on the keys it took for siblings."""
     rng = random.Random(seed)
     projects, invalid, spent = make_pool(keys, rng)
     serving_projects = {p for k, p in projects.items() if k not in invalid and k not in spent}
@@ -280,19 +281,33 @@ async def simulate(
                 state_url = started[1]
             urls = []
             apps = []
-            for _ in range(instances):
-                settings = Settings(
-                    # KEY@PROJECT when declared (AI Studio's 429s never say which keys share a project)
-                    gemini_api_keys=[f"{k}@{p}" if declare else k for k, p in projects.items()],
-                    gemini_api_base_url=google_url,
-                    gemini_oauth_creds=[],
-                    proxy_state_url=state_url,
-                    proxy_log_level="error",
-                    proxy_retry_deadline=30.0,
-                )
-                apps.append(create_app(settings))
-                runner, url = await _serve(apps[-1])
-                runners.append(runner)
+            # KEY@PROJECT when declared (AI Studio's 429s never say which keys share a project)
+            keys_setting = [f"{k}@{p}" if declare else k for k, p in projects.items()]
+            for n in range(instances):
+                if in_process:
+                    settings = Settings(
+                        gemini_api_keys=keys_setting,
+                        gemini_api_base_url=google_url,
+                        gemini_oauth_creds=[],
+                        proxy_state_url=state_url,
+                        proxy_log_level="error",
+                        proxy_retry_deadline=30.0,
+                    )
+                    apps.append(create_app(settings))
+                    runner, url = await _serve(apps[-1])
+                    runners.append(runner)
+                else:
+                    env = clean_env(
+                        {
+                            "GEMINI_API_KEYS": ",".join(keys_setting),
+                            "GEMINI_API_BASE_URL": google_url,
+                            "PROXY_STATE_URL": state_url,
+                            "PROXY_LOG_LEVEL": "error",
+                            "PROXY_RETRY_DEADLINE": "30",
+                        }
+                    )
+                    # A thread: the simulated Google answers on this loop while the proxy starts.
+                    _, url = await asyncio.to_thread(start_proxy, procs, f"quota-sim-proxy-{n}", env)
                 urls.append(url)
             rows = []
             timeout = aiohttp.ClientTimeout(total=60)
@@ -356,6 +371,12 @@ def main() -> None:
     parser.add_argument("--declare-projects", action="store_true", help="give the keys as KEY@PROJECT")
     parser.add_argument("--detail", action="store_true", help="print each project's successes per phase")
     parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the proxies on the simulation's event loop (default: `serve` processes); "
+        "reports which keys each took for siblings",
+    )
+    parser.add_argument(
         "--phased-windows",
         action="store_true",
         help="each project's windows begin at its own moment (default: all projects' windows together)",
@@ -371,16 +392,18 @@ def main() -> None:
             args.declare_projects,
             args.detail,
             args.phased_windows,
+            args.in_process,
         )
     )
     declared = "declared" if args.declare_projects else "not declared"
     windows = "each project's apart" if args.phased_windows else "aligned across projects"
+    where = "in the simulation's process" if args.in_process else "serve processes"
     print(
-        f"keys {args.keys}, window {args.window:g} s ({windows}), instances {args.instances}, "
+        f"keys {args.keys}, window {args.window:g} s ({windows}), instances {args.instances} ({where}), "
         f"quota {QUOTA} per project, projects {declared}\n"
     )
     print(_table(rows))
-    if not args.declare_projects:
+    if siblings and not args.declare_projects:
         print("\n" + "\n".join(siblings))
 
 

@@ -80,30 +80,19 @@ def test_only_per_minute_limits_are_paced_by() -> None:
 # -- pacing ---------------------------------------------------------------------------------------
 
 
-def test_a_project_that_sent_its_limit_this_window_is_presumed_spent_until_the_window_ends() -> None:
+def test_a_project_that_sent_its_limit_within_a_minute_is_presumed_spent_until_that_minute_passes() -> None:
     book = QuotaBook()
-    now = 1000.0
-    book.rate_limited("k", "p", MODEL, now, 5.0, [(PER_MINUTE_REQUESTS, 3)], infer_siblings=False)
-    assert not book.presumed_spent("k", "p", MODEL, now)  # the 429 itself is the cooldown's business
-    now = 1005.5  # the next window: [1005, 1065)
-    for _ in range(2):
-        book.served("k", "p", MODEL, now, now)
-    assert not book.presumed_spent("k", "p", MODEL, now)
-    book.served("k", "p", MODEL, now, now)
-    assert book.presumed_spent("k", "p", MODEL, now)
-    assert book.presumed_spent("k", "p", MODEL, 1064.9)
-    assert not book.presumed_spent("k", "p", MODEL, 1065.1)  # a new window
-    assert not book.presumed_spent("k", "p", "gemini-2.5-pro", now)  # quota is per model
-
-
-def test_windows_closer_than_a_minute_shorten_the_period() -> None:
-    book = QuotaBook()
-    book.rate_limited("k", "p", MODEL, 1000.0, 2.0, [(PER_MINUTE_REQUESTS, 1)], infer_siblings=False)
-    book.rate_limited("k", "p", MODEL, 1011.0, 1.0, [(PER_MINUTE_REQUESTS, 1)], infer_siblings=False)
-    # Ends at 1002 and 1012: windows of 10 s. A request at 1013 counts in [1012, 1022).
-    book.served("k", "p", MODEL, 1013.0, 1013.0)
-    assert book.presumed_spent("k", "p", MODEL, 1021.9)
-    assert not book.presumed_spent("k", "p", MODEL, 1022.1)
+    book.rate_limited("k", "p", MODEL, 1000.0, 5.0, [(PER_MINUTE_REQUESTS, 3)], infer_siblings=False)
+    assert not book.presumed_spent("k", "p", MODEL, 1000.0)  # the 429 itself is the cooldown's business
+    book.served("k", "p", MODEL, 1005.5, 1005.5)
+    book.served("k", "p", MODEL, 1021.0, 1021.0)
+    assert not book.presumed_spent("k", "p", MODEL, 1021.0)
+    book.served("k", "p", MODEL, 1033.0, 1033.0)
+    assert book.presumed_spent("k", "p", MODEL, 1033.0)
+    # Counted in 10-second buckets: the first request (bucket 1000-1010) leaves the minute at 1060.
+    assert book.presumed_spent("k", "p", MODEL, 1059.9)
+    assert not book.presumed_spent("k", "p", MODEL, 1060.1)
+    assert not book.presumed_spent("k", "p", "gemini-2.5-pro", 1033.0)  # quota is per model
 
 
 def test_an_input_token_limit_counts_the_prompt_tokens_sent() -> None:
@@ -120,12 +109,16 @@ def test_counts_from_the_store_include_other_instances_sends() -> None:
     book = QuotaBook()
     book.rate_limited("k", "p", MODEL, 1000.0, 1.0, [(PER_MINUTE_REQUESTS, 10)], infer_siblings=False)
     book.served("k", "p", MODEL, 1002.0, 1002.0)
-    ((project, model, metric, end, amount),) = book.take_pending(1002.0)
-    assert (project, model, metric, end, amount) == ("p", MODEL, REQUESTS, 1061.0, 1)
+    taken = book.take_pending(1002.0)
+    # The minute's six buckets: this one with what was sent here, the five before it read.
+    assert taken == [("p", MODEL, REQUESTS, bucket, 1 if bucket == 100 else 0) for bucket in range(95, 101)]
     assert not book.presumed_spent("k", "p", MODEL, 1002.0)
-    book.counted(project, model, metric, end, 10)  # nine more went through the other instance
+    book.counted("p", MODEL, REQUESTS, 100, 4, 1002.0)  # three more went through the other instance
+    book.counted("p", MODEL, REQUESTS, 99, 6, 1002.0)  # and six in the bucket before
     assert book.presumed_spent("k", "p", MODEL, 1002.0)
-    assert book.take_pending(1003.0) == [("p", MODEL, REQUESTS, 1061.0, 0)]  # reads the total again
+    assert book.presumed_spent("k", "p", MODEL, 1049.9)
+    assert not book.presumed_spent("k", "p", MODEL, 1050.1)  # bucket 99 has left the minute
+    assert [entry[4] for entry in book.take_pending(1003.0)] == [0] * 6  # reads only
 
 
 def test_nothing_is_counted_for_a_project_without_a_known_limit() -> None:

@@ -5,11 +5,14 @@ spent"): a wrong guess then costs one failover at most, never a client 429 while
 Google says for certain (a 429 on that very credential) is the cooldown's business (scheduler.py).
 
 - Pacing: a 429's `QuotaFailure` names the quota (`GenerateRequestsPerMinutePerProjectPerModel`,
-  `GenerateContentInputTokensPerModelPerMinute`) and its limit (`quotaValue`), and its delay tells when
-  the project's window ends. From then on the requests and input tokens sent through that project in
-  each window are counted (shared between instances through the store), and once a window's count
-  reaches the limit the project is presumed spent until the window ends: it is asked last instead of
-  being asked to say 429 again every window.
+  `GenerateContentInputTokensPerModelPerMinute`) and its limit (`quotaValue`). From then on the
+  requests and input tokens sent through that project are counted in 10-second buckets (shared
+  between instances through the store), and a project that has sent its limit within the last minute
+  is presumed spent: it is asked last instead of being asked to say 429 again. A sliding minute, not
+  the window a 429's delay places: where Google's windows begin is not said, an instance sees only
+  the 429s that reach it, and windows placed from those drifted (measured: a project counted over two
+  windows was paced out with half its quota left, 0.4-2.0x a fair share). Below the pool's capacity no
+  project sends its limit in a minute, so pacing leaves a fair rotation as it is.
 - Siblings: AI Studio's 429s never name the Google project, and quota is per project. Keys whose
   per-minute 429s name the same window end in two windows are taken for siblings unless one of them
   ever served while the other's project was spent; a 429 on one then presumes its siblings spent
@@ -24,12 +27,15 @@ Pure bookkeeping: no I/O, no clock of its own (every call is given `now`, epoch 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 REQUESTS = "requests"
 INPUT_TOKENS = "input_tokens"
 PER_MINUTE = 60.0
+BUCKET_SECONDS = 10.0  # the sliding minute is counted in buckets this long
+BUCKETS = math.ceil(PER_MINUTE / BUCKET_SECONDS)
 # Two 429s name the same window end when their ends differ by less than this: the delays come exact
 # to the microsecond, the time they arrived here a few milliseconds apart.
 SAME_WINDOW = 0.25
@@ -59,25 +65,9 @@ def per_minute_limits(quota_values: Iterable[tuple[str, int]]) -> list[Limit]:
     return limits
 
 
-@dataclass(slots=True)
-class _Window:
-    """One project's quota window for one model, as its 429s placed it."""
-
-    end: float  # epoch seconds: when the window a 429 named ends
-    period: float  # seconds: Google says per minute; windows seen closer than that shorten it
-
-    def current_end(self, now: float) -> float:
-        if now < self.end:
-            return self.end
-        return self.end + self.period * (math.floor((now - self.end) / self.period) + 1)
-
-    def saw_end(self, end: float) -> None:
-        gap = end - self.end
-        if gap > SAME_WINDOW:
-            # Ends a whole number of windows apart: the smallest gap seen is the window.
-            self.period = min(self.period, gap)
-        if gap > -SAME_WINDOW:
-            self.end = max(self.end, end)
+def bucket_of(now: float) -> int:
+    """The 10-second bucket `now` (epoch seconds) counts in: the same in every instance."""
+    return math.floor(now / BUCKET_SECONDS)
 
 
 @dataclass(slots=True)
@@ -93,23 +83,22 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 
 
 class QuotaBook:
-    """Per (project, model): learned limits, the window, and what was sent in it; per model: which
+    """Per (project, model): learned limits and what was sent in the last minute; per model: which
     keys have been spent together, and which have been seen to be no siblings."""
 
     def __init__(self) -> None:
         self._limits: dict[tuple[str, str], dict[str, int]] = {}
-        self._windows: dict[tuple[str, str], _Window] = {}
-        # (project, model, metric) -> (window end, total as the store last counted it)
-        self._counted: dict[tuple[str, str, str], tuple[float, int]] = {}
-        # (project, model, metric) -> (window end, sent here and not yet given to the store)
-        self._pending: dict[tuple[str, str, str], tuple[float, int]] = {}
+        # (project, model, metric) -> bucket -> total, as the store last counted it (all instances)
+        self._counted: dict[tuple[str, str, str], dict[int, int]] = {}
+        # (project, model, metric) -> bucket -> sent here and not yet given to the store
+        self._pending: dict[tuple[str, str, str], Counter[int]] = {}
         self._spent: dict[str, dict[str, _Spent]] = {}  # model -> key -> its open 429
         self._together: dict[tuple[str, str], int] = {}  # key pair -> windows spent together
         self._last_together: dict[tuple[str, str], float] = {}  # key pair -> the window end last counted
         self._apart: set[tuple[str, str]] = set()  # key pairs seen not to share a project
         self._siblings: dict[str, set[str]] = {}  # key -> the keys taken for its siblings
         self._presumed: dict[tuple[str, str], float] = {}  # (key, model) -> until when
-        self._paced_out: dict[tuple[str, str], float] = {}  # (project, model) -> its window's end
+        self._paced_out: dict[tuple[str, str], float] = {}  # (project, model) -> until when
         self._apart_spent = 0  # pairs of keys known apart seen spent at once...
         self._apart_same_end = 0  # ...and of those, naming the same window end
         self._aligned = False  # windows end together across projects: siblings cannot be told
@@ -136,16 +125,8 @@ class QuotaBook:
         limits = per_minute_limits(quota_values)
         if limits:
             self._limits.setdefault((project, model), {}).update((lim.metric, lim.value) for lim in limits)
-        if delay is None:
-            return
-        end = now + delay
-        window = self._windows.get((project, model))
-        if window is None:
-            self._windows[(project, model)] = _Window(end, PER_MINUTE)
-        else:
-            window.saw_end(end)
-        if infer_siblings:
-            self._spent_together(key, model, now, end)
+        if delay is not None and infer_siblings:
+            self._spent_together(key, model, now, now + delay)
 
     def _spent_together(self, key: str, model: str, now: float, end: float) -> None:
         if self._aligned:
@@ -227,50 +208,60 @@ class QuotaBook:
             self._add_pending(project, model, INPUT_TOKENS, tokens_in, now)
 
     def _add_pending(self, project: str, model: str, metric: str, amount: int, now: float) -> None:
-        window = self._windows.get((project, model))
-        if window is None:
-            return  # a limit without a delay: no window to count in
-        end = window.current_end(now)
-        pending_end, pending = self._pending.get((project, model, metric), (end, 0))
-        self._pending[(project, model, metric)] = (end, amount + (pending if pending_end == end else 0))
-        self._check_limit(project, model, metric, end)
+        self._pending.setdefault((project, model, metric), Counter())[bucket_of(now)] += amount
+        self._check_limit(project, model, metric, now)
 
     # -- sharing counts ----------------------------------------------------------------------------
 
-    def take_pending(self, now: float) -> list[tuple[str, str, str, float, int]]:
-        """What was sent here since the last call, (project, model, metric, window end, amount), for
-        the store to add to the shared counts, and a read (amount 0) of every other count this book
-        paces by: the totals `counted` gets back then include what other instances sent."""
-        taken = [(p, m, metric, end, amount) for (p, m, metric), (end, amount) in self._pending.items()]
+    def take_pending(self, now: float) -> list[tuple[str, str, str, int, int]]:
+        """(project, model, metric, bucket, amount) for the store: what was sent here since the last
+        call, added to the shared counts, and a read (amount 0) of every other bucket of the last
+        minute that this book paces by, so that the totals `counted` gets back include what other
+        instances sent. What is taken is forgotten here until `counted` gives the totals back."""
+        current = bucket_of(now)
+        taken: list[tuple[str, str, str, int, int]] = []
         for (project, model), limits in self._limits.items():
-            window = self._windows.get((project, model))
-            if window is None:
-                continue
-            end = window.current_end(now)
             for metric in limits:
-                if (project, model, metric) not in self._pending:
-                    taken.append((project, model, metric, end, 0))
+                pending = self._pending.get((project, model, metric), Counter())
+                for bucket in range(current - BUCKETS + 1, current + 1):
+                    taken.append((project, model, metric, bucket, pending.get(bucket, 0)))
         self._pending.clear()
         return taken
 
-    def counted(self, project: str, model: str, metric: str, end: float, total: int) -> None:
-        """The store's total for one window, this process's sends included."""
-        self._counted[(project, model, metric)] = (end, total)
-        self._check_limit(project, model, metric, end)
+    def counted(self, project: str, model: str, metric: str, bucket: int, total: int, now: float) -> None:
+        """The store's total for one bucket, every instance's sends included."""
+        buckets = self._counted.setdefault((project, model, metric), {})
+        buckets[bucket] = total
+        for old in [b for b in buckets if b <= bucket_of(now) - BUCKETS]:
+            del buckets[old]
+        self._check_limit(project, model, metric, now)
 
     # -- what it means for a plan ------------------------------------------------------------------
 
-    def _check_limit(self, project: str, model: str, metric: str, end: float) -> None:
-        """After a count of the window ending at `end` changed: a project whose count reached a
-        limit is paced out until that window ends."""
+    def _check_limit(self, project: str, model: str, metric: str, now: float) -> None:
+        """After a count changed: a project that has sent a limit within the last minute is paced out
+        until enough of what it sent has left the minute."""
         limit = self._limits.get((project, model), {}).get(metric)
         if limit is None:
             return
-        counted_end, total = self._counted.get((project, model, metric), (end, 0))
-        pending_end, pending = self._pending.get((project, model, metric), (end, 0))
-        sent = (total if counted_end == end else 0) + (pending if pending_end == end else 0)
-        if sent >= limit:
-            self._paced_out[(project, model)] = max(end, self._paced_out.get((project, model), 0.0))
+        first = bucket_of(now) - BUCKETS + 1
+        sent: Counter[int] = Counter()
+        for bucket, total in self._counted.get((project, model, metric), {}).items():
+            if bucket >= first:
+                sent[bucket] += total
+        for bucket, amount in self._pending.get((project, model, metric), Counter()).items():
+            if bucket >= first:
+                sent[bucket] += amount
+        left = sum(sent.values())
+        if left < limit:
+            return
+        until = now
+        for bucket in sorted(sent):
+            left -= sent[bucket]
+            until = (bucket + BUCKETS) * BUCKET_SECONDS  # when this bucket leaves the minute
+            if left < limit:
+                break
+        self._paced_out[(project, model)] = max(until, self._paced_out.get((project, model), 0.0))
 
     def presumed_spent(self, key: str, project: str, model: str, now: float) -> bool:
         keys, projects = self.presumed(model, now)

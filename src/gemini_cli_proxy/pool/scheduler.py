@@ -29,15 +29,15 @@ from ..errors import ProxyError
 from ..store.base import Cooldown, PoolState, StateStore, UsageEvent
 from ..upstream.errors import UpstreamError, Verdict
 from .credentials import ApiKeyCredential, Credential
-from .quota import QuotaBook
+from .quota import BUCKET_SECONDS, BUCKETS, QuotaBook
 
 log = logging.getLogger("gemini_cli_proxy.pool")
 
 QUOTA_ZONE = ZoneInfo("America/Los_Angeles")
 # A 429 asking to wait no longer than this came in a quota window's last second.
 LAST_SECOND = 1.0
-# A shared window count lives this long past its window's end: instances' clocks and windows differ a little.
-COUNT_SLACK_SECONDS = 60.0
+# A shared count lives this long past the sliding minute it counts in.
+COUNT_SLACK_SECONDS = 10.0
 
 
 def seconds_until_quota_reset(now: float) -> float:
@@ -350,8 +350,8 @@ class Scheduler:
 
     async def count_usage(self, events: list[UsageEvent]) -> None:
         """Adds what was sent through projects with a known per-minute limit to the shared counts of
-        their windows, and learns the totals that all instances sent: called with each batch of usage
-        events (pool/usage.py), off the request path."""
+        the last minute, and learns the totals that all instances sent: called with each batch of
+        usage events (pool/usage.py), off the request path."""
         now = self._clock()
         for event in events:
             cred = self._by_id.get(event.credential_id)
@@ -363,15 +363,17 @@ class Scheduler:
         totals = await self._store.add_counts(
             [
                 (
-                    "\x1f".join(("sent", project, model, metric, str(round(end)))),
+                    "\x1f".join(("sent", project, model, metric, str(bucket))),
                     amount,
-                    end + COUNT_SLACK_SECONDS,
+                    # Kept while the bucket is within the sliding minute, and a little longer: instances'
+                    # clocks differ a little.
+                    (bucket + BUCKETS + 1) * BUCKET_SECONDS + COUNT_SLACK_SECONDS,
                 )
-                for project, model, metric, end, amount in pending
+                for project, model, metric, bucket, amount in pending
             ]
         )
-        for (project, model, metric, end, _), total in zip(pending, totals, strict=True):
-            self._book.counted(project, model, metric, end, total)
+        for (project, model, metric, bucket, _), total in zip(pending, totals, strict=True):
+            self._book.counted(project, model, metric, bucket, total, now)
 
     def inferred_siblings(self) -> tuple[bool, list[tuple[Credential, Credential]]]:
         """Whether keys of one project are being inferred from 429s (quota.py), and the pairs taken
