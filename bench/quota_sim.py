@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import random
 import statistics
 import sys
@@ -307,7 +308,7 @@ async def simulate(
                         }
                     )
                     # A thread: the simulated Google answers on this loop while the proxy starts.
-                    _, url = await asyncio.to_thread(start_proxy, procs, f"quota-sim-proxy-{n}", env)
+                    _, url = await asyncio.to_thread(start_proxy, procs, f"quota-sim-{os.getpid()}-proxy-{n}", env)
                 urls.append(url)
             rows = []
             timeout = aiohttp.ClientTimeout(total=60)
