@@ -308,7 +308,9 @@ async def simulate(
                         }
                     )
                     # A thread: the simulated Google answers on this loop while the proxy starts.
-                    _, url = await asyncio.to_thread(start_proxy, procs, f"quota-sim-{os.getpid()}-proxy-{n}", env)
+                    _, url = await asyncio.to_thread(
+                        start_proxy, procs, f"quota-sim-{os.getpid()}-proxy-{n}", env
+                    )
                 urls.append(url)
             rows = []
             timeout = aiohttp.ClientTimeout(total=60)
