@@ -216,6 +216,7 @@ def _report_phase(
     calls: list[Call],
     projects: dict[str, str],
     serving_projects: set[str],
+    serving_keys: set[str],
     detail: bool = False,
 ) -> dict[str, Any]:
     limited = [o for o in outcomes if o.status == 429]
@@ -223,6 +224,10 @@ def _report_phase(
     successes = Counter(c.project for c in calls if c.outcome == 200)
     fair = (sum(successes.values()) / len(serving_projects)) if serving_projects else 0
     spread = [successes.get(p, 0) / fair for p in serving_projects] if fair else [0.0]
+    # Without projects declared, the pool can only be fair to keys: each usable key's share.
+    by_key = Counter(c.key for c in calls if c.outcome == 200)
+    fair_key = (sum(by_key.values()) / len(serving_keys)) if serving_keys else 0
+    key_spread = [by_key.get(k, 0) / fair_key for k in serving_keys] if fair_key else [0.0]
     latencies = sorted(o.latency for o in outcomes)
     phase_start = min((o.sent for o in outcomes), default=0.0)
     last_429 = max((o.sent - phase_start for o in limited), default=None)
@@ -241,6 +246,7 @@ def _report_phase(
         "other errors": sum(1 for o in outcomes if o.status not in (200, 429)),
         "upstream calls / request": f"{len(calls) / max(1, len(outcomes)):.2f}",
         "spread min-max": f"{min(spread):.2f}-{max(spread):.2f}",
+        "key spread min-max": f"{min(key_spread):.2f}-{max(key_spread):.2f}",
         "p50 / p99 ms": f"{statistics.median(latencies) * 1000:.0f} / "
         f"{latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)] * 1000:.0f}"
         if latencies
@@ -264,6 +270,7 @@ async def simulate(
     rng = random.Random(seed)
     projects, invalid, spent = make_pool(keys, rng)
     serving_projects = {p for k, p in projects.items() if k not in invalid and k not in spent}
+    serving_keys = {k for k in projects if k not in invalid and k not in spent}
     capacity = len(serving_projects) * QUOTA / window  # requests per second the pool can take
     studio = SimulatedStudio(window, projects, invalid, spent)
     if phased:
@@ -331,7 +338,14 @@ async def simulate(
                     )
                     rows.append(
                         _report_phase(
-                            name, share, outcomes, studio.ledger[before:], projects, serving_projects, detail
+                            name,
+                            share,
+                            outcomes,
+                            studio.ledger[before:],
+                            projects,
+                            serving_projects,
+                            serving_keys,
+                            detail,
                         )
                     )
             return rows, [_siblings_line(app, projects) for app in apps]
