@@ -295,3 +295,19 @@ def test_where_projects_windows_end_apart_siblings_are_told_apart() -> None:
         spend(book, "y2", minute + 35.1, minute + 40)
     assert book.inferring_siblings
     assert book.sibling_links() == [("x1", "x2"), ("y1", "y2")]
+
+
+def test_a_project_that_serves_more_than_twice_its_limit_in_a_minute_is_not_paced_by_it() -> None:
+    """No per-minute window lets a project serve over twice its limit within a minute: when one does,
+    the quota's window is shorter than its name says, and counting a minute would defer a project
+    that has quota."""
+    book = QuotaBook()
+    book.rate_limited("k", "p", MODEL, 1000.0, 1.0, [(PER_MINUTE_REQUESTS, 3)], infer_siblings=False)
+    for second in range(1001, 1007):
+        book.served("k", "p", MODEL, second, second)
+    assert book.presumed_spent("k", "p", MODEL, 1006.0)  # six: two windows' worth at most
+    book.served("k", "p", MODEL, 1007.0, 1007.0)
+    assert not book.presumed_spent("k", "p", MODEL, 1007.0)
+    for second in range(1008, 1020):
+        book.served("k", "p", MODEL, second, second)
+    assert not book.presumed_spent("k", "p", MODEL, 1020.0)
