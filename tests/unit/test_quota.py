@@ -311,3 +311,21 @@ def test_a_project_that_serves_more_than_twice_its_limit_in_a_minute_is_not_pace
     for second in range(1008, 1020):
         book.served("k", "p", MODEL, second, second)
     assert not book.presumed_spent("k", "p", MODEL, 1020.0)
+
+
+def test_a_quota_shown_shorter_than_a_minute_paces_no_project_of_that_model() -> None:
+    """Pacing some projects and not others defers the paced ones: once one project shows the window
+    is shorter than a minute, no project of that model is paced by it."""
+    book = QuotaBook()
+    for project in ("p", "q"):
+        book.rate_limited(
+            project, project, MODEL, 1000.0, 1.0, [(PER_MINUTE_REQUESTS, 3)], infer_siblings=False
+        )
+    for second in range(1001, 1004):
+        book.served("q", "q", MODEL, second, second)
+    assert book.presumed_spent("q", "q", MODEL, 1004.0)
+    for second in range(1001, 1008):
+        book.served("p", "p", MODEL, second, second)
+    assert not book.presumed_spent("q", "q", MODEL, 1008.0)
+    book.served("q", "q", MODEL, 1009.0, 1009.0)
+    assert not book.presumed_spent("q", "q", MODEL, 1009.0)

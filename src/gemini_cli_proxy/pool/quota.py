@@ -13,8 +13,9 @@ Google says for certain (a 429 on that very credential) is the cooldown's busine
   the 429s that reach it, and windows placed from those drifted (measured: a project counted over two
   windows was paced out with half its quota left, 0.4-2.0x a fair share). Below the pool's capacity no
   project sends its limit in a minute, so pacing leaves a fair rotation as it is. A project that
-  serves more than twice its limit within a minute (no per-minute window allows that) shows the limit
-  is not per minute as named, and is not paced by it again.
+  serves more than twice its limit within a minute (no per-minute window allows that) shows the
+  quota's window is shorter than its name says: that model is not paced by that metric again, for any
+  project (pacing some projects and not others deferred the paced ones for a minute at half load).
 - Siblings: AI Studio's 429s never name the Google project, and quota is per project. Keys whose
   per-minute 429s name the same window end in two windows are taken for siblings unless one of them
   ever served while the other's project was spent; a 429 on one then presumes its siblings spent
@@ -102,7 +103,7 @@ class QuotaBook:
         self._siblings: dict[str, set[str]] = {}  # key -> the keys taken for its siblings
         self._presumed: dict[tuple[str, str], float] = {}  # (key, model) -> until when
         self._paced_out: dict[tuple[str, str], float] = {}  # (project, model) -> until when
-        self._not_per_minute: set[tuple[str, str, str]] = set()  # (project, model, metric): see _check_limit
+        self._not_per_minute: set[tuple[str, str]] = set()  # (model, metric): see _check_limit
         self._apart_spent = 0  # pairs of keys known apart seen spent at once...
         self._apart_same_end = 0  # ...and of those, naming the same window end
         self._aligned = False  # windows end together across projects: siblings cannot be told
@@ -246,7 +247,7 @@ class QuotaBook:
         """After a count changed: a project that has sent a limit within the last minute is paced out
         until enough of what it sent has left the minute."""
         limit = self._limits.get((project, model), {}).get(metric)
-        if limit is None or (project, model, metric) in self._not_per_minute:
+        if limit is None or (model, metric) in self._not_per_minute:
             return
         first = bucket_of(now) - BUCKETS + 1
         sent: Counter[int] = Counter()
@@ -263,8 +264,9 @@ class QuotaBook:
             # A minute that straddles two fixed windows holds two limits' worth at most: this quota's
             # window is shorter than a minute (or it is not the quota that binds), so a minute's count
             # says nothing of it.
-            self._not_per_minute.add((project, model, metric))
-            self._paced_out.pop((project, model), None)
+            self._not_per_minute.add((model, metric))
+            for paced in [key for key in self._paced_out if key[1] == model]:
+                del self._paced_out[paced]
             return
         until = now
         for bucket in sorted(sent):
