@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class Gateway:
 
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
         attempts = self._attempts(model)
-        async for cred in attempts.candidates():
+        for cred in attempts.each(await attempts.plan()):
             sent_at = time.time()
             try:
                 reply = await self._generate(cred, model, request)
@@ -81,7 +81,7 @@ class Gateway:
         """The first batch of a stream's events and the iterator of the rest; every failure up to
         the first event is retried on another credential."""
         attempts = self._attempts(model)
-        async for cred in attempts.candidates():
+        for cred in attempts.each(await attempts.plan()):
             sent_at = time.time()
             within = attempts.answer_within()
             if isinstance(cred, ApiKeyCredential):
@@ -191,24 +191,6 @@ class _Attempts:
     async def plan(self) -> list[Credential]:
         """Every usable credential, each at most once: how many are tried is up to failed()."""
         return await self._scheduler.plan(self._model)
-
-    async def candidates(self) -> AsyncIterator[Credential]:
-        """The plan's credentials in turn (see each()); when they run out, a new plan's untried ones,
-        while time is left: a walk past many spent keys takes long enough for other keys' quota to
-        come back meanwhile, and answering "others are free: retry now" then was a 429 with quota left
-        (1.2-1.4% of requests at 130% load with 300 keys whose windows begin apart)."""
-        tried: set[int] = set()
-        plan = await self.plan()
-        while plan:
-            for cred in self.each(plan):
-                tried.add(id(cred))
-                yield cred
-            if time.monotonic() >= self._deadline:
-                return
-            try:
-                plan = [cred for cred in await self.plan() if id(cred) not in tried]
-            except ProxyError:
-                return  # nothing usable now: give_up() says so
 
     def each(self, plan: list[Credential]) -> Iterator[Credential]:
         """The plan's credentials in turn, without those whose project this request just saw rate
