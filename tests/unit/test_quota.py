@@ -195,14 +195,16 @@ def test_a_presumed_sibling_that_serves_is_no_longer_presumed_spent() -> None:
 
 # -- in the scheduler -----------------------------------------------------------------------------
 
+TWO_PROJECTS = [
+    ApiKeyCredential("key-a-00000000", project="p1"),
+    ApiKeyCredential("key-b-00000000", project="p2"),
+]
+
 
 def test_the_plan_asks_a_paced_out_project_last_and_still_asks_it() -> None:
     async def scenario() -> None:
         clock = Clock()
-        keys = [
-            ApiKeyCredential("key-a-00000000", project="p1"),
-            ApiKeyCredential("key-b-00000000", project="p2"),
-        ]
+        keys = TWO_PROJECTS
         pool = Scheduler(keys, MemoryStore(clock=clock), clock=clock)
         await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_REQUESTS, 2)))
         clock.now += 1.0  # the cooldown and the window are over
@@ -221,10 +223,7 @@ def test_two_instances_pace_by_their_shared_count() -> None:
     async def scenario() -> None:
         clock = Clock()
         store = MemoryStore(clock=clock)
-        keys = [
-            ApiKeyCredential("key-a-00000000", project="p1"),
-            ApiKeyCredential("key-b-00000000", project="p2"),
-        ]
+        keys = TWO_PROJECTS
         first, second = (Scheduler(keys, store, clock=clock) for _ in range(2))
         for pool in (first, second):
             await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_REQUESTS, 4)))
@@ -246,10 +245,7 @@ def test_two_instances_pace_by_their_shared_count() -> None:
 def test_input_tokens_reported_by_usage_count_against_an_input_token_quota() -> None:
     async def scenario() -> None:
         clock = Clock()
-        keys = [
-            ApiKeyCredential("key-a-00000000", project="p1"),
-            ApiKeyCredential("key-b-00000000", project="p2"),
-        ]
+        keys = TWO_PROJECTS
         pool = Scheduler(keys, MemoryStore(clock=clock), clock=clock)
         await pool.report_failure(keys[0], MODEL, rate_limited(0.5, (PER_MINUTE_TOKENS, 1000)))
         clock.now += 1.0
