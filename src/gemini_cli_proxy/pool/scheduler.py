@@ -161,10 +161,6 @@ class Scheduler:
         self._generation += 1
         self._snapshots.clear()
 
-    @staticmethod
-    def _usable(pool: list[Credential], state: PoolState) -> list[Credential]:
-        return [c for c in pool if c.id not in state.disabled and c.id not in state.cooldowns]
-
     def _rotation(self, pool: list[Credential], state: PoolState) -> _Rotation:
         """`pool`'s usable credentials grouped by Google project, kept for each set of unusable ones:
         a pool of hundreds of keys is planned on every request, and its state rarely changes."""
@@ -334,7 +330,7 @@ class Scheduler:
         struck = [c for c in self._project_of(cred) if (c.id, model) in self._struck or c.id in seen]
         if not struck and not probe:
             return
-        if probe or not await self._cooling(cred, model, self._clock()):
+        if probe or not await self._cooling(cred, model, now):
             try:
                 for member in struck if cred in struck else [cred, *struck]:
                     self._struck.discard((member.id, model))
@@ -394,7 +390,7 @@ class Scheduler:
 
     async def exhausted(self, model: str) -> ProxyError:
         state = await self.state(model)
-        if self._usable(self._primary, state) or self._usable(self._backup, state):
+        if self._rotation(self._primary, state).usable or self._rotation(self._backup, state).usable:
             # This request ran out of attempts or time, but other credentials are free.
             return errors.rate_limited(
                 f"The credentials tried for {model} were rate limited; others are free: retry now.", 1.0
