@@ -15,17 +15,11 @@ from gemini_cli_proxy.store.base import UsageEvent
 from gemini_cli_proxy.store.memory import MemoryStore
 from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict, from_payload
 
+from support import Clock
+
 MODEL = "gemini-2.5-flash"
 PER_MINUTE_REQUESTS = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
 PER_MINUTE_TOKENS = "GenerateContentInputTokensPerModelPerMinute-FreeTier"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def rate_limited(delay: float, *quotas: tuple[str, int]) -> UpstreamError:
@@ -325,3 +319,4 @@ def test_a_quota_shown_shorter_than_a_minute_paces_no_project_of_that_model() ->
     assert not book.presumed_spent("q", "q", MODEL, 1008.0)
     book.served("q", "q", MODEL, 1009.0, 1009.0)
     assert not book.presumed_spent("q", "q", MODEL, 1009.0)
+    assert book.take_pending(1010.0) == []  # its counts are neither shared nor read any more

@@ -213,6 +213,8 @@ class QuotaBook:
             self._add_pending(project, model, INPUT_TOKENS, tokens_in, now)
 
     def _add_pending(self, project: str, model: str, metric: str, amount: int, now: float) -> None:
+        if (model, metric) in self._not_per_minute:
+            return  # not paced by it: nothing to count
         self._pending.setdefault((project, model, metric), Counter())[bucket_of(now)] += amount
         self._check_limit(project, model, metric, now)
 
@@ -227,6 +229,8 @@ class QuotaBook:
         taken: list[tuple[str, str, str, int, int]] = []
         for (project, model), limits in self._limits.items():
             for metric in limits:
+                if (model, metric) in self._not_per_minute:
+                    continue  # not paced by it: its counts are neither shared nor read
                 pending = self._pending.get((project, model, metric), Counter())
                 for bucket in range(current - BUCKETS + 1, current + 1):
                     taken.append((project, model, metric, bucket, pending.get(bucket, 0)))
