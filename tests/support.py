@@ -149,3 +149,13 @@ class RedisServer:
     def flush(self) -> None:
         with redis.Redis(host="127.0.0.1", port=self.port) as client:
             client.flushdb()
+
+
+class Clock:
+    """A settable wall clock for the scheduler's and the stores' `clock=`."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -11,15 +11,9 @@ from gemini_cli_proxy.store.base import Cooldown
 from gemini_cli_proxy.store.memory import MemoryStore
 from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
 
+from support import Clock
+
 MODEL = "gemini-2.5-flash"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_project_learned_from_googles_error_regroups_the_rotation() -> None:

@@ -13,6 +13,8 @@ from gemini_cli_proxy.store.base import Cooldown, PoolState
 from gemini_cli_proxy.store.memory import MemoryStore
 from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
 
+from support import Clock
+
 MODEL = "gemini-2.5-flash"
 KEYS = [ApiKeyCredential(f"key-{name}-00000000") for name in "abc"]
 
@@ -30,14 +32,6 @@ class CountingStore(MemoryStore):
         if self.read_delay:
             await asyncio.sleep(self.read_delay)
         return await super().pool_state(credential_ids, model, now)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def scheduler(store: MemoryStore, clock: Clock, max_age: float = 1.0) -> Scheduler:
