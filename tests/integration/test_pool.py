@@ -262,6 +262,20 @@ def test_a_429_in_a_quota_windows_last_second_is_no_strike(start_proxy: StartPro
     assert post(proxy).headers["Retry-After"] == "4"
 
 
+def test_a_cooldown_runs_from_when_the_call_left_not_from_when_its_429_came_back(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """Google's delay counts from when it looked at the call: somewhere between sending and the
+    answer. Counting from the answer kept a key cooling after its quota was back (by the answer's
+    way back, and under load by the event loop's lag) and refused requests it could have served."""
+    proxy = start_proxy(gemini_api_keys=KEYS[:1])
+    fake.push(Reply.delay(0.5, Reply.rate_limited(retry_delay="1.5s")))
+    first = post(proxy)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "1"  # 1.5 s from 0.5 s ago
+    time.sleep(1.1)  # 1.6 s after the call left: its window has ended
+    assert post(proxy).status_code == 200
+
+
 def test_keys_declared_in_one_project_cool_down_together(start_proxy: StartProxy, fake: FakeGoogle) -> None:
     """AI Studio's 429s never name the project; the operator can (KEY@PROJECT)."""
     proxy = start_proxy(gemini_api_keys=["key-a-11111111@proj-x", "key-b-22222222@proj-x", "key-c-33333333"])

@@ -69,7 +69,7 @@ class Gateway:
             try:
                 reply = await self._generate(cred, model, request)
             except UpstreamError as failure:
-                await attempts.failed(cred, failure)
+                await attempts.failed(cred, failure, sent_at)
                 continue
             await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return reply, cred
@@ -93,11 +93,11 @@ class Gateway:
             try:
                 first = await anext(events)
             except StopAsyncIteration:
-                await attempts.failed(cred, garbage("the stream ended before its first event"))
+                await attempts.failed(cred, garbage("the stream ended before its first event"), sent_at)
                 continue
             except UpstreamError as failure:
                 await events.aclose()
-                await attempts.failed(cred, failure)
+                await attempts.failed(cred, failure, sent_at)
                 continue
             await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return first, GoogleStream(events, cred), cred
@@ -215,13 +215,13 @@ class _Attempts:
             return None
         return max(0.0, self._deadline - time.monotonic())
 
-    async def failed(self, cred: Credential, failure: UpstreamError) -> None:
+    async def failed(self, cred: Credential, failure: UpstreamError, sent_at: float) -> None:
         scrub_failure(failure, cred)
         if failure.verdict is Verdict.TIMEOUT and self._count > 0 and time.monotonic() >= self._deadline:
             # The retry deadline ran out while this retry waited: nothing is known against the
             # credential, and the client hears what made the request retry (a 429, say).
             raise await self.give_up()
-        await self._scheduler.report_failure(cred, self._model, failure)
+        await self._scheduler.report_failure(cred, self._model, failure, sent_at=sent_at)
         self._usage.record(cred.id, self._model, error=f"{failure.status} {failure.verdict.value}")
         if failure.verdict not in RETRY_ELSEWHERE:
             raise to_proxy_error(failure)

@@ -237,8 +237,16 @@ class Scheduler:
         until = self._cooled_until.get((cred.id, model))
         return until is not None and until > self._clock()
 
-    async def report_failure(self, cred: Credential, model: str, failure: UpstreamError) -> None:
+    async def report_failure(
+        self, cred: Credential, model: str, failure: UpstreamError, *, sent_at: float | None = None
+    ) -> None:
+        """Acts on Google's verdict on one call. `sent_at` (epoch seconds) is when the call left: a
+        quota window's end is taken as that plus Google's delay, the earliest moment it can be. From
+        when the answer was read instead, the cooldown outlasted the window by the answer's way back
+        (and under load by the event loop's lag), and requests in that gap were refused while the
+        project could serve."""
         now = self._clock()
+        start = now if sent_at is None else min(sent_at, now)
         if failure.consumer and isinstance(cred, ApiKeyCredential) and cred.project is None:
             cred.project = failure.consumer.removeprefix("projects/")  # now it cools down with its siblings
             self._rotations.clear()  # and turns with them
@@ -249,7 +257,7 @@ class Scheduler:
                     cred.id,
                     cred.project_key(),
                     model,
-                    now,
+                    start,
                     failure.retry_after,
                     failure.quota_values,
                     infer_siblings=isinstance(cred, ApiKeyCredential) and cred.project is None,
@@ -269,7 +277,7 @@ class Scheduler:
                 else:
                     strikes = previous + 1
                     seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
-                await self._cool_project(cred, model, Cooldown(now + seconds, "rate_limited", strikes))
+                await self._cool_project(cred, model, Cooldown(start + seconds, "rate_limited", strikes))
                 log.warning(
                     "%s rate limited on %s; cooling down %.1fs (strike %d)",
                     cred.label,
@@ -280,10 +288,11 @@ class Scheduler:
             case Verdict.QUOTA_EXHAUSTED:
                 # Daily quotas reset at midnight Pacific, and Google's RetryInfo on them is often
                 # short; a quota Google gave a long but definite delay for waits that delay.
-                seconds = seconds_until_quota_reset(now)
+                until = now + seconds_until_quota_reset(now)
                 if not failure.is_daily() and failure.retry_after is not None:
-                    seconds = failure.retry_after
-                await self._cool_project(cred, model, Cooldown(now + seconds, "quota_exhausted"))
+                    until = start + failure.retry_after
+                seconds = until - now
+                await self._cool_project(cred, model, Cooldown(until, "quota_exhausted"))
                 log.warning("%s quota exhausted on %s; cooling down %.0fs", cred.label, model, seconds)
             case Verdict.CREDENTIAL_INVALID | Verdict.PERMISSION:
                 reason = failure.message or failure.reason
