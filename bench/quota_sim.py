@@ -162,6 +162,11 @@ def make_pool(keys: int, rng: random.Random) -> tuple[dict[str, str], set[str], 
     return projects, invalid, spent
 
 
+def even_turns(turns: int, units: int) -> list[int]:
+    """`turns` handed round `units` as evenly as whole turns allow, the extras spaced out."""
+    return [(i + 1) * turns // units - i * turns // units for i in range(units)] if units else []
+
+
 async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -217,6 +222,7 @@ def _report_phase(
     projects: dict[str, str],
     serving_projects: set[str],
     serving_keys: set[str],
+    declare: bool,
     detail: bool = False,
 ) -> dict[str, Any]:
     limited = [o for o in outcomes if o.status == 429]
@@ -228,6 +234,17 @@ def _report_phase(
     by_key = Counter(c.key for c in calls if c.outcome == 200)
     fair_key = (sum(by_key.values()) / len(serving_keys)) if serving_keys else 0
     key_spread = [by_key.get(k, 0) / fair_key for k in serving_keys] if fair_key else [0.0]
+    # The yardstick: what a fair rotation does with as many successes, handing its extra turns out
+    # evenly: over the projects when they are declared, else over the keys (the pool cannot know
+    # which keys share a project), and then summed by project. Over a phase of a few turns a
+    # project, whole turns alone move a share by 1/turns.
+    units = sorted(serving_projects) if declare else [k for k in projects if k in serving_keys]
+    ideal = Counter(
+        unit if declare else projects[unit]
+        for unit, turns in zip(units, even_turns(sum(successes.values()), len(units)), strict=True)
+        for _ in range(turns)
+    )
+    ideal_spread = [ideal.get(p, 0) / fair for p in serving_projects] if fair else [0.0]
     latencies = sorted(o.latency for o in outcomes)
     phase_start = min((o.sent for o in outcomes), default=0.0)
     last_429 = max((o.sent - phase_start for o in limited), default=None)
@@ -246,6 +263,7 @@ def _report_phase(
         "other errors": sum(1 for o in outcomes if o.status not in (200, 429)),
         "upstream calls / request": f"{len(calls) / max(1, len(outcomes)):.2f}",
         "spread min-max": f"{min(spread):.2f}-{max(spread):.2f}",
+        "fair rotation's spread": f"{min(ideal_spread):.2f}-{max(ideal_spread):.2f}",
         "key spread min-max": f"{min(key_spread):.2f}-{max(key_spread):.2f}",
         "p50 / p99 ms": f"{statistics.median(latencies) * 1000:.0f} / "
         f"{latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)] * 1000:.0f}"
@@ -345,6 +363,7 @@ async def simulate(
                             projects,
                             serving_projects,
                             serving_keys,
+                            declare,
                             detail,
                         )
                     )

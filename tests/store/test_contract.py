@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gemini_cli_proxy.store import ANY_MODEL, Cooldown, PoolState, StateStore, Usage, UsageEvent
+from gemini_cli_proxy.store import ANY_MODEL, Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
 
 from .conftest import Backend
 
@@ -28,17 +28,17 @@ def soon(seconds: float = 100.0) -> float:
 
 def test_cursor_counts_from_zero_per_pool(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
-        assert [await store.next_cursor("primary") for _ in range(3)] == [0, 1, 2]
-        assert await store.next_cursor("backup") == 0
-        assert await store.next_cursor("primary") == 3
+        assert [(await store.take_turn("primary")).cursor for _ in range(3)] == [0, 1, 2]
+        assert (await store.take_turn("backup")).cursor == 0
+        assert (await store.take_turn("primary")).cursor == 3
 
     backend.run(scenario)
 
 
 def test_cursor_is_atomic_under_concurrency(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
-        values = await asyncio.gather(*(store.next_cursor("primary") for _ in range(200)))
-        assert sorted(values) == list(range(200))
+        turns = await asyncio.gather(*(store.take_turn("primary") for _ in range(200)))
+        assert sorted(turn.cursor for turn in turns) == list(range(200))
 
     backend.run(scenario)
 
@@ -47,13 +47,58 @@ def test_cursor_is_atomic_across_store_objects(shared_backend: Backend) -> None:
     async def scenario(first: StateStore) -> None:
         second = await shared_backend.open()
         try:
-            calls = [store.next_cursor("primary") for _ in range(150) for store in (first, second)]
-            values = await asyncio.gather(*calls)
+            calls = [store.take_turn("primary") for _ in range(150) for store in (first, second)]
+            turns = await asyncio.gather(*calls)
         finally:
             await second.close()
-        assert sorted(values) == list(range(300))
+        assert sorted(turn.cursor for turn in turns) == list(range(300))
 
     shared_backend.run(scenario)
+
+
+def test_every_change_of_the_pool_state_changes_the_version_a_turn_shows(shared_backend: Backend) -> None:
+    """A turn tells whether the pool's state changed since it was read, in this store object or in
+    another one sharing the store (another instance): each of the four changes shows, reads and
+    turns do not count as changes, and a state read carries the version read before it."""
+
+    async def scenario(first: StateStore) -> None:
+        second = await shared_backend.open()
+        try:
+            await _versions_follow_changes(first, second)
+        finally:
+            await second.close()
+
+    shared_backend.run(scenario)
+
+
+def test_a_store_objects_own_changes_change_the_version(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        await _versions_follow_changes(store, store)
+
+    backend.run(scenario)
+
+
+async def _versions_follow_changes(first: StateStore, second: StateStore) -> None:
+    seen = [(await first.take_turn("primary")).version]
+    assert (await second.take_turn("primary")).version == seen[0]
+    assert (await first.pool_state(["a"], PRO, time.time())).version == seen[0]
+    changes = [
+        lambda: second.set_cooldown("a", PRO, Cooldown(soon(), "rate_limited")),
+        lambda: second.set_cooldown("a", PRO, Cooldown(soon(200), "rate_limited", 2)),
+        lambda: second.clear_cooldown("a", PRO),
+        lambda: second.set_disabled("b", "API_KEY_INVALID"),
+        lambda: second.clear_disabled("b"),
+    ]
+    for change in changes:
+        await change()
+        seen.append((await first.take_turn("primary")).version)
+        assert (await first.pool_state(["a"], PRO, time.time())).version == seen[-1]
+    assert len(set(seen)) == len(seen), seen
+    # Usage, values and counters are not the pool's state.
+    await second.record_usage([UsageEvent("a", PRO)])
+    await second.set_value("k", "v")
+    await second.add_counts([("n", 1, soon())])
+    assert (await first.take_turn("primary")).version == seen[-1]
 
 
 _CURSOR_WORKER = textwrap.dedent(
@@ -66,7 +111,7 @@ _CURSOR_WORKER = textwrap.dedent(
         await store.start()
         await asyncio.sleep(max(0.0, start_at - time.time()))  # all processes begin together
         try:
-            values = [await store.next_cursor("primary") for _ in range(count)]
+            values = [(await store.take_turn("primary")).cursor for _ in range(count)]
         finally:
             await store.close()
         print(" ".join(map(str, values)))
@@ -356,7 +401,7 @@ def test_store_objects_see_each_others_writes(shared_backend: Backend) -> None:
             await first.set_disabled("b", "API_KEY_INVALID")
             await first.record_usage([UsageEvent("a", PRO, tokens_in=3, at=1.0)])
             await first.set_value("token", "ya29.shared", ttl=60)
-            assert await first.next_cursor("primary") == 0
+            assert (await first.take_turn("primary")).cursor == 0
 
             assert await second.pool_state(["a", "b"], PRO, time.time()) == PoolState(
                 {"a": cooldown}, {"b": "API_KEY_INVALID"}
@@ -364,7 +409,7 @@ def test_store_objects_see_each_others_writes(shared_backend: Backend) -> None:
             assert await second.strikes("a", PRO) == 2
             assert await second.usage(["a"]) == {"a": {PRO: Usage(1, 3, 0, 0, None, 1.0)}}
             assert await second.get_value("token") == "ya29.shared"
-            assert await second.next_cursor("primary") == 1
+            assert (await second.take_turn("primary")).cursor == 1
 
             await second.clear_cooldown("a", PRO)
             await second.clear_disabled("b")
@@ -378,11 +423,11 @@ def test_store_objects_see_each_others_writes(shared_backend: Backend) -> None:
 def test_state_survives_a_restart(shared_backend: Backend) -> None:
     async def write(store: StateStore) -> None:
         await store.set_disabled("a", "API_KEY_INVALID")
-        await store.next_cursor("primary")
+        await store.take_turn("primary")
 
     async def read(store: StateStore) -> None:
         assert (await store.pool_state(["a"], PRO, time.time())).disabled == {"a": "API_KEY_INVALID"}
-        assert await store.next_cursor("primary") == 1
+        assert (await store.take_turn("primary")).cursor == 1
 
     shared_backend.run(write)
     shared_backend.run(read)
@@ -390,10 +435,10 @@ def test_state_survives_a_restart(shared_backend: Backend) -> None:
 
 def test_close_then_start_again(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
-        pending = asyncio.ensure_future(store.next_cursor("primary"))
+        pending = asyncio.ensure_future(store.take_turn("primary"))
         await asyncio.sleep(0)  # the call is made; a batching store has not sent it yet
         await store.close()  # calls already made complete first
-        assert await pending == 0
+        assert (await pending).cursor == 0
         await store.close()  # closing twice is harmless
         await store.start()
         await store.set_value("k", "v")
@@ -428,14 +473,14 @@ def test_calls_made_together_get_their_own_answers(backend: Backend) -> None:
             store.pool_state(["a", "b"], PRO, start),
             store.pool_state(["a", "b"], PRO, start + 200),
             store.pool_state(["a", "b"], FLASH, start),
-            store.next_cursor("primary"),
-            store.next_cursor("backup"),
+            store.take_turn("primary"),
+            store.take_turn("backup"),
             store.pool_state(["b", "c"], PRO, start),
         )
         assert before == PoolState({"a": cooldown})
         assert after == PoolState()
         assert other_model == PoolState()
-        assert (cursor, backup) == (0, 0)
+        assert (cursor.cursor, backup.cursor) == (0, 0)
         assert ids_b == PoolState(disabled={"c": "API_KEY_INVALID"})
 
     backend.run(scenario)
@@ -443,13 +488,13 @@ def test_calls_made_together_get_their_own_answers(backend: Backend) -> None:
 
 def test_a_cancelled_call_does_not_disturb_the_others(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
-        calls = [asyncio.ensure_future(store.next_cursor("primary")) for _ in range(10)]
+        calls = [asyncio.ensure_future(store.take_turn("primary")) for _ in range(10)]
         calls[3].cancel()
         done = await asyncio.gather(*calls, return_exceptions=True)
-        values = [v for v in done if isinstance(v, int)]
+        values = [v.cursor for v in done if isinstance(v, Turn)]
         assert len(values) == 9
         assert len(set(values)) == 9
         # Later calls go on from where the batch left off.
-        assert await store.next_cursor("primary") > max(values)
+        assert (await store.take_turn("primary")).cursor > max(values)
 
     backend.run(scenario)

@@ -80,10 +80,10 @@ def test_an_entry_whose_end_has_passed_counts_once_then_is_gone(backend: Backend
 def test_counters_are_apart_from_the_other_state(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
         await store.set_value("primary", "a value")
-        assert await store.next_cursor("primary") == 0
+        assert (await store.take_turn("primary")).cursor == 0
         assert await store.add_counts([("primary", 4, time.time() + LATER)]) == [4]
         assert await store.get_value("primary") == "a value"
-        assert await store.next_cursor("primary") == 1
+        assert (await store.take_turn("primary")).cursor == 1
         # Names with separators and other characters, as project/model/metric names may hold.
         odd = ["proj-1\x1fmodels/gemini-2.5-pro:latest", "a|b c", "proj-ä-🙂"]
         assert await store.add_counts([(name, 1, time.time() + LATER) for name in odd]) == [1, 1, 1]

@@ -96,7 +96,7 @@ def test_a_first_open_waits_out_another_process_holding_the_fresh_file(tmp_path:
         store = SqliteStore(path, busy_timeout=0.1)
         await store.start()
         try:
-            return await store.next_cursor("primary")
+            return (await store.take_turn("primary")).cursor
         finally:
             await store.close()
 

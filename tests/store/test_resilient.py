@@ -18,6 +18,7 @@ from gemini_cli_proxy.store import (
     ResilientStore,
     SqliteStore,
     StateStore,
+    Turn,
     Usage,
     UsageEvent,
 )
@@ -37,7 +38,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def exercise(store: StateStore) -> None:
     """Every method, checked against what an in-process store answers."""
-    assert [await store.next_cursor("primary") for _ in range(3)] == [0, 1, 2]
+    assert [(await store.take_turn("primary")).cursor for _ in range(3)] == [0, 1, 2]
     cooldown = Cooldown(until=time.time() + 100, reason="rate_limited", strikes=2)
     await store.set_cooldown("a", PRO, cooldown)
     await store.set_disabled("b", "API_KEY_INVALID")
@@ -83,10 +84,10 @@ def test_redis_going_away_mid_run_degrades(
         store = ResilientStore(RedisStore(server.url), retry_after=60)
         await store.start()
         assert not store.degraded
-        assert await store.next_cursor("primary") == 0
+        assert (await store.take_turn("primary")).cursor == 0
         server.stop()
         for _ in range(20):
-            await store.next_cursor("primary")  # from memory now: counts restart there
+            await store.take_turn("primary")  # from memory now: counts restart there
         assert store.degraded
         await store.close()
 
@@ -150,7 +151,7 @@ async def _refuse(*args: object, **kwargs: object) -> None:
 
 _METHODS = {
     "start",
-    "next_cursor",
+    "take_turn",
     "pool_state",
     "set_cooldown",
     "clear_cooldown",
@@ -193,7 +194,7 @@ def test_retries_the_primary_after_retry_after_and_hands_over(caplog: pytest.Log
         assert (await store.pool_state(["a", "b"], PRO, time.time())).disabled == {"b": "API_KEY_INVALID"}
         assert primary.calls == calls
         clock.now += 2  # past retry_after, still down: one attempt, back to memory, no new warning
-        assert await store.next_cursor("primary") == 0
+        assert (await store.take_turn("primary")).cursor == 0
         assert primary.calls == calls + 1
         assert store.degraded
         primary.down = False
@@ -245,14 +246,14 @@ def test_a_store_that_starts_late_is_used_once_it_answers(redis_binary: str, tmp
 
 def test_bugs_are_not_outages() -> None:
     class Broken(MemoryStore):
-        async def next_cursor(self, pool: str) -> int:
+        async def take_turn(self, pool: str) -> Turn:
             raise ValueError("a bug")
 
     async def scenario() -> None:
         store = ResilientStore(Broken())
         await store.start()
         with pytest.raises(ValueError, match="a bug"):
-            await store.next_cursor("primary")
+            await store.take_turn("primary")
         assert not store.degraded
 
     asyncio.run(scenario())

@@ -56,7 +56,7 @@ def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
         # The rotation turns over projects (77: a1, a2; 88: b1); two turns of the cursor make this
         # request's plan a2, b1, a1: after a2's 429 its sibling a1 is skipped.
         for _ in range(2):
-            await store.next_cursor("primary:gemini-2.5-flash")
+            await store.take_turn("primary:gemini-2.5-flash")
         _, served = await gateway([a1, a2, b1], client, store).generate("gemini-2.5-flash", {})
         assert served is b1
         assert client.calls == ["key-a2-0000000", "key-b1-0000000"]

@@ -1,5 +1,5 @@
-"""PROXY_STATE_MAX_AGE: the scheduler reads a shared store's pool state at most that often, sees its
-own changes at once and another instance's within the age."""
+"""PROXY_STATE_MAX_AGE: the scheduler reads a shared store's pool state at most that often, and sooner
+when a change shows: its own at once, another instance's in the version its next turn carries."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import pytest
+
+from gemini_cli_proxy.errors import ProxyError
 from gemini_cli_proxy.pool.credentials import ApiKeyCredential, Credential
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.store.base import Cooldown, PoolState
@@ -42,19 +45,43 @@ def planned_ids(plan: list[Credential]) -> set[str]:
     return {cred.id for cred in plan}
 
 
-def test_another_instances_cooldown_is_seen_once_the_snapshot_is_older_than_the_max_age() -> None:
+def test_another_instances_change_is_seen_at_the_next_turn_and_no_read_is_made_without_one() -> None:
+    """Each plan takes a turn, which shows the store's state version: a change made by another
+    instance (here, straight in the store) is planned with at once; without one the snapshot is kept."""
+
     async def scenario() -> None:
         clock = Clock()
         store = CountingStore(clock=clock)
-        pool = scheduler(store, clock)
-        assert len(await pool.plan(MODEL)) == 3
-        # Another instance cools key a down in the shared store.
+        pool = scheduler(store, clock, max_age=3600)
+        for _ in range(3):
+            assert len(await pool.plan(MODEL)) == 3
+        assert store.reads == 1
         await store.set_cooldown(KEYS[0].id, MODEL, Cooldown(clock.now + 60, "rate_limited"))
+        plans = await asyncio.gather(*(pool.plan(MODEL) for _ in range(5)))
+        assert all(planned_ids(plan) == {KEYS[1].id, KEYS[2].id} for plan in plans)
+        assert store.reads == 2  # one read for all five requests that saw the change
+        await store.set_disabled(KEYS[1].id, "API key not valid")
+        assert planned_ids(await pool.plan(MODEL)) == {KEYS[2].id}
+        assert store.reads == 3
+
+    asyncio.run(scenario())
+
+
+def test_one_key_sees_another_instances_change_once_its_snapshot_is_older_than_the_max_age() -> None:
+    """With one usable key there is no turn to take, and no round trip is spent to learn the version."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        store = CountingStore(clock=clock)
+        pool = Scheduler(KEYS[:1], store, clock=clock, monotonic=clock, state_max_age=1.0)
+        assert len(await pool.plan(MODEL)) == 1
+        await store.set_disabled(KEYS[0].id, "API key not valid")
         clock.now += 0.5
-        assert len(await pool.plan(MODEL)) == 3  # still the snapshot
+        assert len(await pool.plan(MODEL)) == 1  # still the snapshot
         assert store.reads == 1
         clock.now += 0.6
-        assert planned_ids(await pool.plan(MODEL)) == {KEYS[1].id, KEYS[2].id}
+        with pytest.raises(ProxyError, match="disabled"):
+            await pool.plan(MODEL)
         assert store.reads == 2
 
     asyncio.run(scenario())
@@ -168,5 +195,27 @@ def test_a_change_whose_caller_was_cancelled_mid_write_is_still_seen() -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await report
         assert planned_ids(await pool.plan(MODEL)) == {KEYS[1].id, KEYS[2].id}
+
+    asyncio.run(scenario())
+
+
+def test_a_request_under_way_learns_of_another_instances_cooldown_from_a_later_plans_read() -> None:
+    """Once any later plan has read the change, requests already walking their plans skip the key
+    instead of asking Google for a 429 the other instance already heard."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        store = CountingStore(clock=clock)
+        pool = scheduler(store, clock, max_age=3600)
+        walking = await pool.plan(MODEL)
+        cooled, invalid = walking[1], walking[2]
+        await store.set_cooldown(cooled.id, MODEL, Cooldown(clock.now + 60, "rate_limited"))
+        await store.set_disabled(invalid.id, "API key not valid")
+        assert not pool.known_unusable(cooled, MODEL)  # nothing read since
+        await pool.plan(MODEL)
+        assert pool.known_unusable(cooled, MODEL) and pool.known_unusable(invalid, MODEL)
+        assert not pool.known_unusable(walking[0], MODEL)
+        clock.now += 61
+        assert not pool.known_unusable(cooled, MODEL)  # its cooldown is over
 
     asyncio.run(scenario())

@@ -194,13 +194,15 @@ class _Attempts:
 
     def each(self, plan: list[Credential]) -> Iterator[Credential]:
         """The plan's credentials in turn, without those whose project this request just saw rate
-        limited (they share that limit) or that a concurrent request's 429 cooled down since the plan
-        was made; after a 429, the rest in the order the scheduler now gives them (a 429 can make it
-        presume some of them spent: see pool/quota.py)."""
+        limited (they share that limit) or that became unusable since the plan was made (a concurrent
+        request's 429, here or in another instance); after a 429, the rest in the order the scheduler
+        now gives them (a 429 can make it presume some of them spent: see pool/quota.py)."""
         remaining = plan[::-1]  # popped from the end
         while remaining:
             cred = remaining.pop()
-            if cred.project_key() in self._cooled_projects or self._scheduler.cooling_here(cred, self._model):
+            if cred.project_key() in self._cooled_projects:
+                continue
+            if self._scheduler.known_unusable(cred, self._model):
                 continue
             failures = self._count
             yield cred

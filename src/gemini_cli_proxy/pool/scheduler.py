@@ -74,7 +74,7 @@ def _current(state: PoolState, now: float) -> PoolState:
     if all(cooldown.until > now for cooldown in state.cooldowns.values()):
         return state
     active = {cred: cooldown for cred, cooldown in state.cooldowns.items() if cooldown.until > now}
-    return PoolState(active, state.disabled, state.struck)
+    return PoolState(active, state.disabled, state.struck, state.version)
 
 
 class Scheduler:
@@ -102,7 +102,7 @@ class Scheduler:
         # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
         self._rotations: dict[tuple[int, frozenset[str]], _Rotation] = {}
         self._projects: dict[str, list[Credential]] = {}  # project key -> its credentials; see _project_of
-        # (credential, model) -> when the cooldown this process set ends: see cooling_here. Bounded
+        # (credential, model) -> when the cooldown this process set ends: see known_unusable. Bounded
         # by credentials x models, each entry overwritten by the next cooldown.
         self._cooled_until: dict[tuple[str, str], float] = {}
         self._book = QuotaBook()
@@ -119,6 +119,7 @@ class Scheduler:
         # Bumped by every change this process makes: a read begun before a change must not be kept.
         self._generation = 0
         self._reads: dict[tuple[str, int], asyncio.Task[PoolState]] = {}
+        self._version_seen = -1  # the last state version a turn showed that a read must follow
 
     @property
     def credentials(self) -> list[Credential]:
@@ -177,7 +178,7 @@ class Scheduler:
             rotation = self._rotations[key] = _Rotation(usable, list(groups.values()))
         return rotation
 
-    async def _rotated(self, rotation: _Rotation, name: str) -> list[Credential]:
+    def _rotated(self, rotation: _Rotation, turn: int) -> list[Credential]:
         """The usable credentials in rotation, fair to Google projects: quota is per project, so each
         turn goes to the next project that can serve, and within it to its next usable key; the other
         projects follow as failovers, one key of each before a second of any. The cursor is per pool
@@ -192,7 +193,6 @@ class Scheduler:
         usable, projects = rotation.usable, rotation.projects
         if len(usable) <= 1:
             return list(usable)
-        turn = await self._store.next_cursor(name)
         first, lap = turn % len(projects), turn // len(projects)
         if len(projects) == len(usable):  # a key each (the usual AI Studio pool): a slice
             return usable[first:] + usable[:first]
@@ -207,15 +207,37 @@ class Scheduler:
         primaries in rotation, then the usable backups (the backup pool serves only when no
         primary can). Raises the 429/503 answer when nothing is usable."""
         state = await self._recent_state(model)
-        self._struck_seen[model] = state.struck
         primary = self._rotation(self._primary, state)
+        turn = 0
+        if len(primary.usable) > 1:
+            turn, version = await self._store.take_turn(f"primary:{model}")
+            if version != state.version:
+                # Another request or instance changed the state since it was read (a 429, a key
+                # found invalid): plan with the change. Waiting for the snapshot to age out, instances
+                # planned with different sets of usable keys, so that their shared turns landed on
+                # some keys twice (0.6-1.5x a fair share per key with two instances, 0.9-1.2x alone)
+                # and each learned a spent key by its own 429.
+                state = await self._state_of_version(model, version)
+                primary = self._rotation(self._primary, state)
+        self._struck_seen[model] = state.struck
         backup = self._rotation(self._backup, state)
         if not primary.usable and not backup.usable:
             raise self._exhausted(model, state)
-        order = self.deferring(await self._rotated(primary, f"primary:{model}"), model)
-        if backup.usable:
-            order += self.deferring(await self._rotated(backup, f"backup:{model}"), model)
+        order = self.deferring(self._rotated(primary, turn), model)
+        if len(backup.usable) > 1:
+            backup_turn = (await self._store.take_turn(f"backup:{model}")).cursor
+            order += self.deferring(self._rotated(backup, backup_turn), model)
+        elif backup.usable:
+            order += backup.usable
         return order
+
+    async def _state_of_version(self, model: str, version: int) -> PoolState:
+        """The state as read after the store's state version became `version`: the first request to
+        see that version makes the snapshots stale, the others share its read."""
+        if version != self._version_seen:
+            self._version_seen = version
+            self._changed()
+        return await self._recent_state(model)
 
     def deferring(self, order: list[Credential], model: str) -> list[Credential]:
         """`order` with the credentials presumed spent (quota.py) moved to its end, else as it was:
@@ -231,11 +253,22 @@ class Scheduler:
         deferred = set(map(id, later))
         return [c for c in order if id(c) not in deferred] + later
 
-    def cooling_here(self, cred: Credential, model: str) -> bool:
-        """This process set `cred` a cooldown for `model` that has not ended: a request planned before
-        it (another request's 429 on that key or its project) skips the key instead of hearing 429."""
+    def known_unusable(self, cred: Credential, model: str) -> bool:
+        """`cred` cannot serve `model` since after a request's plan was made: a cooldown this process
+        set (another request's 429 on that key or its project), or a cooldown or disabled flag the
+        latest state read holds (another instance's, read when a later plan's turn showed the change).
+        The request skips the key instead of hearing Google say it again; with two instances and 300
+        keys, each spent key was otherwise asked by both (1.5-1.9 upstream calls a request at 130%
+        load, 1.2 alone)."""
+        now = self._clock()
         until = self._cooled_until.get((cred.id, model))
-        return until is not None and until > self._clock()
+        if until is not None and until > now:
+            return True
+        snapshot = self._snapshots.get(model)
+        if snapshot is None:
+            return False
+        cooldown = snapshot.state.cooldowns.get(cred.id)
+        return (cooldown is not None and cooldown.until > now) or cred.id in snapshot.state.disabled
 
     async def report_failure(
         self, cred: Credential, model: str, failure: UpstreamError, *, sent_at: float | None = None

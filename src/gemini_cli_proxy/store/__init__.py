@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import ANY_MODEL, Cooldown, PoolState, StateStore, Usage, UsageEvent
+from .base import ANY_MODEL, Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
 from .memory import MemoryStore
 from .redis import DEFAULT_PREFIX, RedisStore
 from .resilient import ResilientStore
@@ -23,6 +23,7 @@ __all__ = [
     "ResilientStore",
     "SqliteStore",
     "StateStore",
+    "Turn",
     "Usage",
     "UsageEvent",
     "open_store",

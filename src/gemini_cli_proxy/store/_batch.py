@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Cooldown, PoolState, Usage, UsageEvent
+from .base import Cooldown, PoolState, Turn, Usage, UsageEvent
 
 
 @dataclass(slots=True)
@@ -85,23 +85,25 @@ class RawState:
     disabled: dict[str, str]
     struck: set[str] = field(default_factory=set)  # see PoolState.struck
 
-    def at(self, now: float) -> PoolState:
+    def at(self, now: float, version: int) -> PoolState:
         cooldowns: dict[str, Cooldown] = {}
         for cred, cooldown in self.cooldowns:
             if cooldown.until > now:
                 current = cooldowns.get(cred)
                 if current is None or cooldown.until > current.until:
                     cooldowns[cred] = cooldown
-        return PoolState(cooldowns, dict(self.disabled), frozenset(self.struck))
+        return PoolState(cooldowns, dict(self.disabled), frozenset(self.struck), version)
 
 
 # Advance each pool's cursor by the given count and return the values before; answer each Read (with
-# no cooldown ending before the given time left out). One round trip or one worker hop for all.
-Fetch = Callable[[dict[str, int], list[Read], float], Awaitable[tuple[dict[str, int], list[RawState]]]]
+# no cooldown ending before the given time left out); and the state's version, read before the Reads.
+# One round trip or one worker hop for all.
+Fetched = tuple[dict[str, int], list[RawState], int]
+Fetch = Callable[[dict[str, int], list[Read], float], Awaitable[Fetched]]
 
 
 class Coalescer:
-    """The per-request calls (next_cursor, pool_state) made during one event loop iteration travel
+    """The per-request calls (take_turn, pool_state) made during one event loop iteration travel
     together in one fetch. Under load that turns dozens of round trips into one, at no cost when idle
     (the batch leaves on the next iteration). Calls made while a fetch is out start the next batch, so
     a caller always sees the writes it made before calling.
@@ -111,13 +113,13 @@ class Coalescer:
 
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
-        self._cursors: dict[str, list[asyncio.Future[int]]] = {}
+        self._cursors: dict[str, list[asyncio.Future[Turn]]] = {}
         self._reads: dict[Read, list[tuple[float, asyncio.Future[PoolState]]]] = {}
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def next_cursor(self, pool: str) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def take_turn(self, pool: str) -> Turn:
+        future: asyncio.Future[Turn] = asyncio.get_running_loop().create_future()
         self._cursors.setdefault(pool, []).append(future)
         self._schedule()
         return await future
@@ -152,7 +154,7 @@ class Coalescer:
         counts = {pool: len(futures) for pool, futures in cursors.items()}
         earliest = min((now for waiters in reads.values() for now, _ in waiters), default=0.0)
         try:
-            bases, raws = await self._fetch(counts, list(reads), earliest)
+            bases, raws, version = await self._fetch(counts, list(reads), earliest)
         except BaseException as error:
             waiting: list[asyncio.Future[Any]] = [f for futures in cursors.values() for f in futures]
             waiting += [f for waiters in reads.values() for _, f in waiters]
@@ -169,8 +171,8 @@ class Coalescer:
         for pool, futures in cursors.items():
             for offset, future in enumerate(futures):
                 if not future.done():  # a cancelled caller just leaves a gap in the rotation
-                    future.set_result(bases[pool] + offset)
+                    future.set_result(Turn(bases[pool] + offset, version))
         for waiters, raw in zip(reads.values(), raws, strict=True):
             for now, state_future in waiters:
                 if not state_future.done():
-                    state_future.set_result(raw.at(now))
+                    state_future.set_result(raw.at(now, version))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 ANY_MODEL = "*"
 
@@ -54,6 +54,18 @@ class PoolState:
     # Credentials with strikes recorded for exactly this model, their cooldown over or not: a success
     # through any instance then clears them, so the next 429 starts from the base delay again.
     struck: frozenset[str] = field(default=frozenset(), compare=False)
+    # The store's state version (see Turn) read before this state: a turn that names another version
+    # shows a change this state may not have.
+    version: int = field(default=0, compare=False)
+
+
+class Turn(NamedTuple):
+    """A round-robin turn, with the state version: a number every change of a cooldown or a disabled
+    flag changes, in whichever process sharing the store made it. One round trip for both, so every
+    request learns whether the state it planned with is still current, without reading that state."""
+
+    cursor: int
+    version: int
 
 
 class StateStore(Protocol):
@@ -63,13 +75,17 @@ class StateStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def next_cursor(self, pool: str) -> int:
-        """Atomically increment the round-robin cursor of `pool`; returns the value before."""
+    async def take_turn(self, pool: str) -> Turn:
+        """Atomically increment the round-robin cursor of `pool`; returns the value before and the
+        state's version."""
         ...
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
-        """Active cooldowns (for `model` or ANY_MODEL; the later one wins) and disabled flags."""
+        """Active cooldowns (for `model` or ANY_MODEL; the later one wins) and disabled flags, and
+        the state's version read before them (a change made meanwhile shows in the next turn's)."""
         ...
+
+    # Each of the four changes below also changes the state's version, atomically with the change.
 
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None: ...
 

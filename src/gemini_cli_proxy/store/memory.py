@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ._batch import Totals, aggregate, binding
-from .base import ANY_MODEL, Cooldown, PoolState, Usage, UsageEvent
+from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
 
 # Expired values are swept every this many writes, so TTL'd keys (thought signatures) cannot pile up.
 _SWEEP_EVERY = 1024
@@ -18,6 +18,7 @@ class MemoryStore:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._cursors: dict[str, int] = {}
+        self._version = 0  # see Turn
         self._cooldowns: dict[tuple[str, str], Cooldown] = {}
         self._disabled: dict[str, str] = {}
         self._usage: dict[str, dict[str, Totals]] = {}
@@ -37,10 +38,10 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
-    async def next_cursor(self, pool: str) -> int:
+    async def take_turn(self, pool: str) -> Turn:
         value = self._cursors.get(pool, 0)
         self._cursors[pool] = value + 1
-        return value
+        return Turn(value, self._version)
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         # Walks the cooldowns and disabled flags there are, not the credentials asked about: a pool of
@@ -61,7 +62,7 @@ class MemoryStore:
                 cooldowns[cred] = active
         disabled = {cred: reason for cred, reason in self._disabled.items() if cred in wanted}
         struck = frozenset(cred for cred, cooldown in own.items() if cooldown.strikes)
-        return PoolState(cooldowns, disabled, struck)
+        return PoolState(cooldowns, disabled, struck, self._version)
 
     def _strikes_of(self, credential_id: str, model: str) -> int:
         cooldown = self._cooldowns.get((credential_id, model))
@@ -70,18 +71,22 @@ class MemoryStore:
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
         # Expired entries stay: strikes() must still see them until clear_cooldown.
         self._cooldowns[(credential_id, model)] = cooldown
+        self._version += 1
 
     async def clear_cooldown(self, credential_id: str, model: str) -> None:
         self._cooldowns.pop((credential_id, model), None)
+        self._version += 1
 
     async def strikes(self, credential_id: str, model: str) -> int:
         return self._strikes_of(credential_id, model)
 
     async def set_disabled(self, credential_id: str, reason: str) -> None:
         self._disabled[credential_id] = reason
+        self._version += 1
 
     async def clear_disabled(self, credential_id: str) -> None:
         self._disabled.pop(credential_id, None)
+        self._version += 1
 
     async def record_usage(self, events: Iterable[UsageEvent]) -> None:
         for (cred, model), totals in aggregate(events).items():

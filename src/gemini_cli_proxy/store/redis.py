@@ -1,10 +1,12 @@
 """redis:// and rediss://: state shared by instances on several machines.
 
-The per-request calls cost one round trip: `next_cursor` is an INCRBY, `pool_state` one MGET over the
-cooldown keys of (credential, model) and (credential, ANY_MODEL) and the disabled-flag keys. Calls made
-in the same loop iteration share it (see Coalescer): one pipeline carries them all, and n cursor calls
-on one pool become one INCRBY n. Cooldowns are keys that expire on their own (TTL); their strikes live
-apart, in a hash without TTL, since they must outlive the cooldown. Usage batches are folded per
+The per-request calls cost one round trip: `take_turn` is an INCRBY and a GET of the state's version
+(a counter every change of a cooldown or a disabled flag increments in the same transaction),
+`pool_state` the GET and one MGET over the cooldown keys of (credential, model) and (credential,
+ANY_MODEL) and the disabled-flag keys. Calls made in the same loop iteration share it (see Coalescer):
+one pipeline carries them all, and n cursor calls on one pool become one INCRBY n. Cooldowns are keys
+that expire on their own (TTL); their strikes live apart, in a hash without TTL, since they must
+outlive the cooldown. Usage batches are folded per
 (credential, model) and applied by one Lua script, atomically. Windowed counters are plain keys that
 expire on their own, at the end of their window: a batch is one MULTI of INCRBY and PEXPIREAT per
 counter. Key parts are joined with U+001F, which no credential or model id holds.
@@ -23,8 +25,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
-from ._batch import Coalescer, RawState, Read, Totals, aggregate
-from .base import ANY_MODEL, Cooldown, PoolState, Usage, UsageEvent
+from ._batch import Coalescer, Fetched, RawState, Read, Totals, aggregate
+from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
 
 DEFAULT_PREFIX = "gemini-cli-proxy:"
 _SEP = "\x1f"
@@ -92,6 +94,7 @@ class RedisStore:
         self._record_script: AsyncScript | None = None
         self._disabled = f"{prefix}disabled{_SEP}"
         self._strikes = f"{prefix}strikes"
+        self._version = f"{prefix}version"
         self._coalescer = Coalescer(self._fetch)
 
     def __repr__(self) -> str:
@@ -139,33 +142,25 @@ class RedisStore:
         keys += [self._disabled + cred for cred in ids]
         return keys
 
-    async def next_cursor(self, pool: str) -> int:
-        return await self._coalescer.next_cursor(pool)
+    async def take_turn(self, pool: str) -> Turn:
+        return await self._coalescer.take_turn(pool)
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         return await self._coalescer.pool_state(credential_ids, model, now)
 
-    async def _fetch(
-        self, cursors: dict[str, int], reads: list[Read], now: float
-    ) -> tuple[dict[str, int], list[RawState]]:
-        r = self._r
-        # A lone command costs less than a pipeline of one, and it is the common case when idle.
-        if not reads and len(cursors) == 1:
-            ((pool, n),) = cursors.items()
-            return {pool: int(await r.incrby(self._cursor_key(pool), n)) - n}, []
-        if not cursors and len(reads) == 1:
-            return {}, [_parse_state(reads[0], await r.mget(self._state_keys(reads[0])))]
-        async with r.pipeline(transaction=False) as pipe:
+    async def _fetch(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.get(self._version)  # first: a change made while the state is read shows as a new version
             for pool, n in cursors.items():
                 pipe.incrby(self._cursor_key(pool), n)
             for read in reads:
                 pipe.mget(self._state_keys(read))
-            replies = await pipe.execute()
+            version, *replies = await pipe.execute()
         bases = {pool: int(reply) - n for (pool, n), reply in zip(cursors.items(), replies, strict=False)}
         states = [
             _parse_state(read, reply) for read, reply in zip(reads, replies[len(cursors) :], strict=True)
         ]
-        return bases, states
+        return bases, states, int(version or 0)
 
     # -- state changes, rare
 
@@ -179,12 +174,14 @@ class RedisStore:
             else:
                 pipe.delete(key)
             pipe.hset(self._strikes, f"{credential_id}{_SEP}{model}", cooldown.strikes)
+            pipe.incr(self._version)
             await pipe.execute()
 
     async def clear_cooldown(self, credential_id: str, model: str) -> None:
         async with self._r.pipeline(transaction=True) as pipe:
             pipe.delete(self._cooldown_key(credential_id, model))
             pipe.hdel(self._strikes, f"{credential_id}{_SEP}{model}")
+            pipe.incr(self._version)
             await pipe.execute()
 
     async def strikes(self, credential_id: str, model: str) -> int:
@@ -192,10 +189,16 @@ class RedisStore:
         return 0 if value is None else int(value)
 
     async def set_disabled(self, credential_id: str, reason: str) -> None:
-        await self._r.set(self._disabled + credential_id, reason)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.set(self._disabled + credential_id, reason)
+            pipe.incr(self._version)
+            await pipe.execute()
 
     async def clear_disabled(self, credential_id: str) -> None:
-        await self._r.delete(self._disabled + credential_id)
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.delete(self._disabled + credential_id)
+            pipe.incr(self._version)
+            await pipe.execute()
 
     # -- usage, written in batches from a background task
 

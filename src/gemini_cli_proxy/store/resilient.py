@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
-from .base import Cooldown, PoolState, StateStore, Usage, UsageEvent
+from .base import Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
 from .memory import MemoryStore
 
 log = logging.getLogger("gemini_cli_proxy.store")
@@ -145,8 +145,10 @@ class ResilientStore:
                 raise
             log.debug("state store did not close cleanly store=%r error=%r", self._primary, error)
 
-    async def next_cursor(self, pool: str) -> int:
-        return await self._call(lambda s: s.next_cursor(pool))
+    async def take_turn(self, pool: str) -> Turn:
+        # Across a switch to the fallback and back, versions of two stores meet: one may repeat a
+        # number the other gave, and a change goes unseen until the scheduler's snapshot ages out.
+        return await self._call(lambda s: s.take_turn(pool))
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         return await self._call(lambda s: s.pool_state(credential_ids, model, now))

@@ -5,7 +5,8 @@ another process's lock. WAL mode lets readers run beside the single writer; sync
 the fsync per commit (a power cut may lose the last few counters, never corrupt the file). The
 per-request calls made in one loop iteration go to the thread together (see Coalescer), one hop for
 all: the cursor is one UPSERT ... RETURNING per pool (atomic across processes, since SQLite serialises
-writers; n calls advance it by n at once), each distinct pool_state one SELECT over both tables.
+writers; n calls advance it by n at once), each distinct pool_state one SELECT over both tables, and
+the state's version one SELECT of a row that triggers on both tables count up.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from typing import Final, TypeVar, cast
 
 import orjson
 
-from ._batch import Coalescer, RawState, Read, Totals, aggregate
-from .base import ANY_MODEL, Cooldown, PoolState, Usage, UsageEvent
+from ._batch import Coalescer, Fetched, RawState, Read, Totals, aggregate
+from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
 
 T = TypeVar("T")
 # How long a first open keeps trying while another process holds a fresh file (see _open).
 FIRST_OPEN_SECONDS: Final = 10.0
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cooldowns (
@@ -50,8 +52,19 @@ CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT 
 CREATE TABLE IF NOT EXISTS counts (
     name TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL
 ) WITHOUT ROWID;
-COMMIT;
+CREATE TABLE IF NOT EXISTS state_version (one INTEGER PRIMARY KEY CHECK (one = 1), value INTEGER NOT NULL);
+INSERT OR IGNORE INTO state_version (one, value) VALUES (1, 0);
 """
+    + "".join(
+        # Every change of a cooldown or a disabled flag, in the statement that makes it (see Turn); an
+        # upsert's update fires the UPDATE trigger, and a DELETE that finds no row fires none.
+        f"CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()} AFTER {event} ON {table} "
+        "BEGIN UPDATE state_version SET value = value + 1; END;\n"
+        for table in ("cooldowns", "disabled")
+        for event in ("INSERT", "UPDATE", "DELETE")
+    )
+    + "COMMIT;\n"
+)
 
 # Advance by ?2 and return the value before; one statement, so no other process can interleave.
 _ADVANCE_CURSOR = (
@@ -273,21 +286,19 @@ class SqliteStore:
 
     # -- the per-request calls
 
-    async def next_cursor(self, pool: str) -> int:
-        return await self._coalescer.next_cursor(pool)
+    async def take_turn(self, pool: str) -> Turn:
+        return await self._coalescer.take_turn(pool)
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         return await self._coalescer.pool_state(credential_ids, model, now)
 
-    async def _fetch(
-        self, cursors: dict[str, int], reads: list[Read], now: float
-    ) -> tuple[dict[str, int], list[RawState]]:
+    async def _fetch(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
         return await self._call(lambda: self._fetch_now(cursors, reads, now))
 
-    def _fetch_now(
-        self, cursors: dict[str, int], reads: list[Read], now: float
-    ) -> tuple[dict[str, int], list[RawState]]:
+    def _fetch_now(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
         conn = self._db()
+        # First: a change made while the state is read shows as a new version.
+        version = int(conn.execute("SELECT value FROM state_version").fetchall()[0][0])
         # fetchall, not fetchone: the statement must run to completion for autocommit to commit.
         bases = {
             pool: int(conn.execute(_ADVANCE_CURSOR, (pool, n)).fetchall()[0][0])
@@ -306,7 +317,7 @@ class SqliteStore:
                     if row_model == model and strikes:
                         raw.struck.add(cred)
             raws.append(raw)
-        return bases, raws
+        return bases, raws, version
 
     # -- state changes, rare
 
