@@ -40,6 +40,7 @@ from aiohttp import web
 
 from common import Processes, clean_env, start_proxy, start_redis
 from gemini_cli_proxy.app import create_app
+from gemini_cli_proxy.pool.credentials import ApiKeyCredential
 from gemini_cli_proxy.runtime import RUNTIME
 from gemini_cli_proxy.settings import Settings
 
@@ -162,9 +163,10 @@ def make_pool(keys: int, rng: random.Random) -> tuple[dict[str, str], set[str], 
     return projects, invalid, spent
 
 
-def even_turns(turns: int, units: int) -> list[int]:
-    """`turns` handed round `units` as evenly as whole turns allow, the extras spaced out."""
-    return [(i + 1) * turns // units - i * turns // units for i in range(units)] if units else []
+def lap_turns(turns: int, units: int) -> list[int]:
+    """How many of `turns` a rotation over `units` gives each, beginning with the first."""
+    laps, rest = divmod(turns, units) if units else (0, 0)
+    return [laps + (1 if i < rest else 0) for i in range(units)]
 
 
 async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -234,15 +236,20 @@ def _report_phase(
     by_key = Counter(c.key for c in calls if c.outcome == 200)
     fair_key = (sum(by_key.values()) / len(serving_keys)) if serving_keys else 0
     key_spread = [by_key.get(k, 0) / fair_key for k in serving_keys] if fair_key else [0.0]
-    # The yardstick: what a fair rotation does with as many successes, handing its extra turns out
-    # evenly: over the projects when they are declared, else over the keys (the pool cannot know
-    # which keys share a project), and then summed by project. Over a phase of a few turns a
-    # project, whole turns alone move a share by 1/turns.
-    units = sorted(serving_projects) if declare else [k for k in projects if k in serving_keys]
+    # The yardstick: a fair rotation with as many successes, undisturbed: over the projects when
+    # they are declared, else over the keys (the pool cannot know which keys share a project), in
+    # the order the pool turns them (by credential id), then summed by project. A phase that is not
+    # a whole number of laps gives the keys its last part reaches one turn more: whichever projects
+    # those keys belong to are ahead.
+    if declare:
+        units = sorted(serving_projects)
+    else:
+        units = sorted(serving_keys, key=lambda k: ApiKeyCredential(k).id)
+    turns = sum(successes.values())
     ideal = Counter(
         unit if declare else projects[unit]
-        for unit, turns in zip(units, even_turns(sum(successes.values()), len(units)), strict=True)
-        for _ in range(turns)
+        for unit, count in zip(units, lap_turns(turns, len(units)), strict=True)
+        for _ in range(count)
     )
     ideal_spread = [ideal.get(p, 0) / fair for p in serving_projects] if fair else [0.0]
     latencies = sorted(o.latency for o in outcomes)
