@@ -7,7 +7,6 @@ one after a restart) can still find a signature a client stripped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -55,7 +54,7 @@ class SignatureCache:
         found = self.get_many(keys)
         missing = [key for key in keys if key not in found]
         if shared and missing and self._store is not None:
-            values = await asyncio.gather(*(self._store.get_value(STORE_PREFIX + key) for key in missing))
+            values = await self._store.get_values([STORE_PREFIX + key for key in missing])
             remote = [(key, value) for key, value in zip(missing, values, strict=True) if value is not None]
             self._put_local(remote)
             found.update(remote)
@@ -87,8 +86,9 @@ class SignatureCache:
         if getattr(self._store, "degraded", False):
             return  # an in-process fallback would only duplicate the local tier, without its bound
         try:
-            for key, signature in batch:
-                await self._store.set_value(STORE_PREFIX + key, signature, ttl=STORE_TTL_SECONDS)
+            await self._store.set_values(
+                [(STORE_PREFIX + key, signature, STORE_TTL_SECONDS) for key, signature in batch]
+            )
         except Exception as exc:  # the local tier still has them; sharing is best effort
             log.warning("could not share %d thought signatures: %s", len(batch), exc)
 

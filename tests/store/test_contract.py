@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gemini_cli_proxy.store import ANY_MODEL, Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
+from gemini_cli_proxy.store import Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
 
 from .conftest import Backend
 
@@ -86,6 +86,7 @@ async def _versions_follow_changes(first: StateStore, second: StateStore) -> Non
         lambda: second.set_cooldown("a", PRO, Cooldown(soon(), "rate_limited")),
         lambda: second.set_cooldown("a", PRO, Cooldown(soon(200), "rate_limited", 2)),
         lambda: second.clear_cooldown("a", PRO),
+        lambda: second.set_cooldowns(["a", "b"], PRO, Cooldown(soon(), "quota_exhausted")),
         lambda: second.set_disabled("b", "API_KEY_INVALID"),
         lambda: second.clear_disabled("b"),
     ]
@@ -156,42 +157,13 @@ def test_cooldown_holds_for_its_model_only(backend: Backend) -> None:
     backend.run(scenario)
 
 
-def test_any_model_cooldown_holds_for_every_model(backend: Backend) -> None:
-    async def scenario(store: StateStore) -> None:
-        daily = Cooldown(until=soon(), reason="quota_exhausted")
-        await store.set_cooldown("a", ANY_MODEL, daily)
-        now = time.time()
-        for model in (PRO, FLASH, ANY_MODEL):
-            assert (await store.pool_state(["a", "b"], model, now)).cooldowns == {"a": daily}
-
-    backend.run(scenario)
-
-
-def test_the_later_cooldown_wins(backend: Backend) -> None:
-    async def scenario(store: StateStore) -> None:
-        short_model = Cooldown(until=soon(100), reason="rate_limited")
-        long_any = Cooldown(until=soon(200), reason="quota_exhausted")
-        await store.set_cooldown("a", PRO, short_model)
-        await store.set_cooldown("a", ANY_MODEL, long_any)
-        long_model = Cooldown(until=soon(300), reason="rate_limited", strikes=3)
-        await store.set_cooldown("b", PRO, long_model)
-        await store.set_cooldown("b", ANY_MODEL, Cooldown(until=soon(200), reason="quota_exhausted"))
-        state = await store.pool_state(["a", "b"], PRO, time.time())
-        assert state.cooldowns == {"a": long_any, "b": long_model}
-
-    backend.run(scenario)
-
-
 def test_cooldowns_expire_at_until(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
         start = time.time()
-        await store.set_cooldown("a", PRO, Cooldown(until=start + 100, reason="rate_limited"))
-        any_model = Cooldown(until=start + 200, reason="quota_exhausted")
-        await store.set_cooldown("a", ANY_MODEL, any_model)
-        assert (await store.pool_state(["a"], PRO, start + 99.9)).cooldowns["a"].until == start + 200
-        # Past the model's cooldown the ANY_MODEL one still binds; past both, nothing does.
-        assert (await store.pool_state(["a"], PRO, start + 150)).cooldowns == {"a": any_model}
-        assert (await store.pool_state(["a"], PRO, start + 200)).cooldowns == {}
+        cooldown = Cooldown(until=start + 100, reason="rate_limited")
+        await store.set_cooldown("a", PRO, cooldown)
+        assert (await store.pool_state(["a"], PRO, start + 99.9)).cooldowns == {"a": cooldown}
+        assert (await store.pool_state(["a"], PRO, start + 100)).cooldowns == {}
         assert (await store.pool_state(["a"], PRO, start + 1000)) == PoolState()
 
     backend.run(scenario)
@@ -210,13 +182,15 @@ def test_set_cooldown_replaces_and_clear_removes(backend: Backend) -> None:
         await store.set_cooldown("a", PRO, Cooldown(until=soon(300), reason="rate_limited"))
         replacement = Cooldown(until=soon(50), reason="capacity", strikes=4)
         await store.set_cooldown("a", PRO, replacement)
-        await store.set_cooldown("a", ANY_MODEL, Cooldown(until=soon(10), reason="quota_exhausted"))
+        flash = Cooldown(until=soon(10), reason="quota_exhausted")
+        await store.set_cooldown("a", FLASH, flash)
         assert (await store.pool_state(["a"], PRO, time.time())).cooldowns == {"a": replacement}
         await store.clear_cooldown("a", PRO)
-        assert (await store.pool_state(["a"], PRO, time.time())).cooldowns["a"].reason == "quota_exhausted"
-        await store.clear_cooldown("a", ANY_MODEL)
-        await store.clear_cooldown("never-cooled", PRO)  # clearing nothing is fine
         assert await store.pool_state(["a"], PRO, time.time()) == PoolState()
+        assert (await store.pool_state(["a"], FLASH, time.time())).cooldowns == {"a": flash}  # its own
+        await store.clear_cooldown("a", FLASH)
+        await store.clear_cooldown("never-cooled", PRO)  # clearing nothing is fine
+        assert await store.pool_state(["a"], FLASH, time.time()) == PoolState()
 
     backend.run(scenario)
 
@@ -226,9 +200,8 @@ def test_strikes_outlive_the_cooldown_until_cleared(backend: Backend) -> None:
         assert await store.strikes("a", PRO) == 0
         await store.set_cooldown("a", PRO, Cooldown(until=soon(), reason="rate_limited", strikes=1))
         assert await store.strikes("a", PRO) == 1
-        # Exactly (credential, model): neither another model nor ANY_MODEL shares them.
+        # Exactly (credential, model): another model does not share them.
         assert await store.strikes("a", FLASH) == 0
-        assert await store.strikes("a", ANY_MODEL) == 0
         assert await store.strikes("b", PRO) == 0
         # An expired cooldown still tells how many 429s came in a row.
         await store.set_cooldown("a", PRO, Cooldown(until=time.time() - 5, reason="rate_limited", strikes=3))
@@ -251,12 +224,52 @@ def test_pool_state_says_who_has_strikes_so_any_instance_can_clear_them(backend:
         await store.set_cooldown("a", PRO, Cooldown(until=time.time() - 5, reason="rate_limited", strikes=2))
         state = await store.pool_state(["a", "b"], PRO, time.time())
         assert state.cooldowns == {} and state.struck == {"a"}
-        # Exactly (credential, model): another model's strikes and ANY_MODEL's are not this model's.
+        # Exactly (credential, model): another model's strikes are not this model's.
         assert (await store.pool_state(["a"], FLASH, time.time())).struck == frozenset()
-        await store.set_cooldown("b", ANY_MODEL, Cooldown(until=soon(), reason="quota_exhausted", strikes=1))
+        await store.set_cooldown("b", FLASH, Cooldown(until=soon(), reason="quota_exhausted", strikes=1))
         assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == {"a"}
         await store.clear_cooldown("a", PRO)
         assert (await store.pool_state(["a", "b"], PRO, time.time())).struck == frozenset()
+
+    backend.run(scenario)
+
+
+def test_set_cooldowns_cools_every_key_given(backend: Backend) -> None:
+    """A project's keys share its quota: one call cools them all, as set_cooldown would each."""
+
+    async def scenario(store: StateStore) -> None:
+        await store.set_cooldown("b", PRO, Cooldown(until=soon(500), reason="rate_limited", strikes=5))
+        await store.set_cooldown("a", FLASH, Cooldown(until=soon(), reason="rate_limited", strikes=7))
+        version = (await store.take_turn("primary")).version
+        project = Cooldown(until=soon(), reason="quota_exhausted", strikes=2)
+        await store.set_cooldowns(["a", "b", "c"], PRO, project)
+        state = await store.pool_state(["a", "b", "c", "d"], PRO, time.time())
+        assert state == PoolState({"a": project, "b": project, "c": project})  # b's replaced
+        assert state.struck == {"a", "b", "c"}
+        assert state.version != version
+        assert [await store.strikes(cred, PRO) for cred in "abcd"] == [2, 2, 2, 0]
+        # Only the model given.
+        assert await store.strikes("a", FLASH) == 7
+        # An ended cooldown is not active, and its strikes still count.
+        await store.set_cooldowns(
+            ["a", "b"], PRO, Cooldown(until=time.time() - 5, reason="rate_limited", strikes=3)
+        )
+        state = await store.pool_state(["a", "b", "c"], PRO, time.time())
+        assert state.cooldowns == {"c": project} and state.struck == {"a", "b", "c"}
+        assert await store.strikes("b", PRO) == 3
+        await store.set_cooldowns([], PRO, project)  # nothing to cool is fine
+        assert (await store.pool_state(["a", "b", "c"], PRO, time.time())).cooldowns == {"c": project}
+
+    backend.run(scenario)
+
+
+def test_set_cooldowns_of_many_keys(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        ids = [f"cred-{i}" for i in range(1200)]  # more than any bind or batch limit
+        cooldown = Cooldown(until=soon(), reason="quota_exhausted", strikes=1)
+        await store.set_cooldowns(ids, PRO, cooldown)
+        state = await store.pool_state(ids, PRO, time.time())
+        assert state.cooldowns == dict.fromkeys(ids, cooldown)
 
     backend.run(scenario)
 
@@ -268,7 +281,7 @@ def test_disabled_flags(backend: Backend) -> None:
     async def scenario(store: StateStore) -> None:
         await store.set_disabled("a", "API_KEY_INVALID")
         now = time.time()
-        for model in (PRO, FLASH, ANY_MODEL):
+        for model in (PRO, FLASH):
             assert await store.pool_state(["a", "b"], model, now) == PoolState(
                 disabled={"a": "API_KEY_INVALID"}
             )
@@ -389,6 +402,45 @@ def test_values_with_and_without_ttl(backend: Backend) -> None:
     backend.run(scenario)
 
 
+def test_values_in_one_call(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        assert await store.get_values([]) == []
+        await store.set_values([])
+        await store.set_value("single", "s")
+        await store.set_values(
+            [
+                ("token", "ya29.first", None),
+                ("project", "proj-ä-🙂", 30),
+                ("short", "x", 0.2),
+                ("gone", "x", 0),
+                ("token", "ya29.second", None),  # a key given twice keeps the later value
+            ]
+        )
+        keys = ["token", "missing", "project", "single", "short", "gone", "token"]
+        expected = ["ya29.second", None, "proj-ä-🙂", "s", "x", None, "ya29.second"]
+        assert await store.get_values(keys) == expected  # in the order asked, repeats included
+        assert [await store.get_value(key) for key in keys] == expected  # the same values one by one
+        await asyncio.sleep(0.3)
+        assert await store.get_values(["short", "token"]) == [None, "ya29.second"]
+        # A new write replaces the TTL too.
+        await store.set_values([("short", "y", 0.2), ("token", "t", 0.2)])
+        await store.set_values([("short", "z", None)])
+        await asyncio.sleep(0.3)
+        assert await store.get_values(["short", "token"]) == ["z", None]
+
+    backend.run(scenario)
+
+
+def test_many_values_in_one_call(backend: Backend) -> None:
+    async def scenario(store: StateStore) -> None:
+        items = [(f"signature:{i}", "s" * (i % 50), 60.0) for i in range(3000)]
+        await store.set_values(items)
+        keys = [key for key, _, _ in items] + ["signature:none"]
+        assert await store.get_values(keys) == [value for _, value, _ in items] + [None]
+
+    backend.run(scenario)
+
+
 # -- several store objects on one state
 
 
@@ -414,6 +466,14 @@ def test_store_objects_see_each_others_writes(shared_backend: Backend) -> None:
             await second.clear_cooldown("a", PRO)
             await second.clear_disabled("b")
             assert await first.pool_state(["a", "b"], PRO, time.time()) == PoolState()
+
+            await second.set_cooldowns(["a", "b"], PRO, cooldown)
+            await second.set_values([("k1", "v1", 60), ("k2", "v2", None)])
+            assert (await first.pool_state(["a", "b"], PRO, time.time())).cooldowns == {
+                "a": cooldown,
+                "b": cooldown,
+            }
+            assert await first.get_values(["k1", "k2", "token"]) == ["v1", "v2", "ya29.shared"]
         finally:
             await second.close()
 

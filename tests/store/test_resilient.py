@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from gemini_cli_proxy.store import (
-    ANY_MODEL,
     Cooldown,
     MemoryStore,
     PoolState,
@@ -26,6 +27,7 @@ from gemini_cli_proxy.store import (
 from support import RedisServer, free_port
 
 PRO = "gemini-2.5-pro"
+FLASH = "gemini-2.5-flash"
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -154,6 +156,7 @@ _METHODS = {
     "take_turn",
     "pool_state",
     "set_cooldown",
+    "set_cooldowns",
     "clear_cooldown",
     "strikes",
     "set_disabled",
@@ -162,6 +165,9 @@ _METHODS = {
     "usage",
     "get_value",
     "set_value",
+    "get_values",
+    "set_values",
+    "add_counts",
 }
 
 
@@ -183,7 +189,7 @@ def test_retries_the_primary_after_retry_after_and_hands_over(caplog: pytest.Log
         await store.set_value("before", "1")
         primary.down = True
         cooldown = Cooldown(until=time.time() + 100, reason="quota_exhausted", strikes=3)
-        await store.set_cooldown("a", ANY_MODEL, cooldown)  # fails over: now served from memory
+        await store.set_cooldown("a", PRO, cooldown)  # fails over: now served from memory
         assert store.degraded
         calls = primary.calls
         await store.set_disabled("b", "API_KEY_INVALID")
@@ -205,7 +211,7 @@ def test_retries_the_primary_after_retry_after_and_hands_over(caplog: pytest.Log
         assert await primary.pool_state(["a", "b"], PRO, time.time()) == PoolState(
             {"a": cooldown}, {"b": "API_KEY_INVALID"}
         )
-        assert await primary.strikes("a", ANY_MODEL) == 3
+        assert await primary.strikes("a", PRO) == 3
         assert await primary.usage(["a"]) == {"a": {PRO: Usage(1, 0, 0, 1, "429", 5.0)}}
         await store.close()
 
@@ -242,6 +248,80 @@ def test_a_store_that_starts_late_is_used_once_it_answers(redis_binary: str, tmp
             server.stop()
 
     asyncio.run(scenario())
+
+
+def stop_saving(server: RedisServer) -> None:
+    """Stop `server` as a Redis with persistence stops: SHUTDOWN SAVE writes the RDB file, which
+    RedisServer.start loads again from the same directory."""
+    # The server hangs up as it exits.
+    with (
+        redis.Redis(host="127.0.0.1", port=server.port) as client,
+        contextlib.suppress(redis.ConnectionError),
+    ):
+        client.shutdown(save=True)
+    server.stop()
+
+
+def test_clears_made_during_an_outage_reach_the_store_when_it_returns(
+    redis_binary: str, tmp_path: Path
+) -> None:
+    """/enable and the start-up clearing call clear_disabled, a success clear_cooldown: made while the
+    store was away, the store must not keep the old flag or cooldown once it is back. The last write
+    to a key during the outage wins, a set or a clear."""
+    server = RedisServer.start(redis_binary, free_port(), tmp_path)
+    clock = Clock()
+    cooldown = Cooldown(until=time.time() + 100, reason="rate_limited", strikes=2)
+
+    async def scenario() -> None:
+        nonlocal server
+        store = ResilientStore(RedisStore(server.url), retry_after=30, clock=clock)
+        await store.start()
+        await store.set_disabled("enabled-again", "API_KEY_INVALID")
+        await store.set_disabled("disabled-then-cleared", "API_KEY_INVALID")
+        await store.set_cooldown("cooled", PRO, cooldown)
+        await store.set_cooldown("cooled", FLASH, cooldown)
+        stop_saving(server)
+        await store.clear_disabled("enabled-again")  # fails over: from memory now
+        assert store.degraded
+        await store.set_disabled("disabled-then-cleared", "PERMISSION_DENIED")
+        await store.clear_disabled("disabled-then-cleared")
+        await store.clear_disabled("cleared-then-disabled")
+        await store.set_disabled("cleared-then-disabled", "PERMISSION_DENIED")
+        await store.clear_cooldown("cooled", PRO)
+        await store.set_cooldown("set-then-cleared", PRO, cooldown)
+        await store.clear_cooldown("set-then-cleared", PRO)
+        server = RedisServer.start(redis_binary, server.port, tmp_path)  # back, with what it held
+        clock.now += 31
+        await store.set_value("k", "v")  # the primary answers: the handover runs
+        assert not store.degraded
+
+        observer = RedisStore(server.url)
+        await observer.start()
+        try:
+            ids = [
+                "enabled-again",
+                "disabled-then-cleared",
+                "cleared-then-disabled",
+                "cooled",
+                "set-then-cleared",
+            ]
+            state = await observer.pool_state(ids, PRO, time.time())
+            assert state.disabled == {"cleared-then-disabled": "PERMISSION_DENIED"}
+            assert state.cooldowns == {}
+            assert await observer.strikes("cooled", PRO) == 0
+            assert await observer.strikes("set-then-cleared", PRO) == 0
+            # Only what was cleared: the same key's cooldown on another model stays.
+            assert (await observer.pool_state(["cooled"], FLASH, time.time())).cooldowns == {
+                "cooled": cooldown
+            }
+        finally:
+            await observer.close()
+        await store.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
 
 
 def test_bugs_are_not_outages() -> None:

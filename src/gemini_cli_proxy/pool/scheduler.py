@@ -345,10 +345,12 @@ class Scheduler:
 
     async def _cool_project(self, cred: Credential, model: str, cooldown: Cooldown) -> None:
         try:
-            for other in self._project_of(cred):
+            members = self._project_of(cred)
+            for other in members:
                 self._struck.add((other.id, model))
                 self._cooled_until[(other.id, model)] = cooldown.until
-                await self._store.set_cooldown(other.id, model, cooldown)
+            # One round trip for the whole project, however many keys share it.
+            await self._store.set_cooldowns([other.id for other in members], model, cooldown)
         finally:
             self._changed()  # also when cancelled mid-write: the store may have it anyway
 

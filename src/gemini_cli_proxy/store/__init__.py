@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .base import ANY_MODEL, Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
+from .base import Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
 from .memory import MemoryStore
 from .redis import DEFAULT_PREFIX, RedisStore
 from .resilient import ResilientStore
 from .sqlite import SqliteStore
 
 __all__ = [
-    "ANY_MODEL",
     "Cooldown",
     "MemoryStore",
     "PoolState",

@@ -1,4 +1,4 @@
-"""What the backends share: folding usage events, picking the binding cooldown, coalescing calls."""
+"""What the backends share: folding usage events, applying the time to a pool read, coalescing calls."""
 
 from __future__ import annotations
 
@@ -62,44 +62,28 @@ def aggregate(events: Iterable[UsageEvent]) -> dict[tuple[str, str], Totals]:
     return rows
 
 
-def binding(a: Cooldown | None, b: Cooldown | None, now: float) -> Cooldown | None:
-    """The active one of a model's and an ANY_MODEL cooldown that ends later, or None."""
-    if a is not None and a.until <= now:
-        a = None
-    if b is not None and b.until <= now:
-        b = None
-    if a is None or b is None:
-        return a or b
-    return a if a.until >= b.until else b
-
-
 Read = tuple[tuple[str, ...], str]  # (credential ids, model) of one pool_state call
 
 
 @dataclass(slots=True)
 class RawState:
-    """A backend's answer to one Read, before `now` is applied: every cooldown found for (credential,
-    model) and (credential, ANY_MODEL), expired or not, and the disabled flags."""
+    """A backend's answer to one Read, before `now` is applied: the cooldown of each (credential,
+    model) there is, ended or not (its strikes still count), and the disabled flags. The callers
+    of one batch may each ask at another `now`, hence the ended ones too."""
 
-    cooldowns: list[tuple[str, Cooldown]]
+    cooldowns: dict[str, Cooldown]
     disabled: dict[str, str]
     struck: set[str] = field(default_factory=set)  # see PoolState.struck
 
     def at(self, now: float, version: int) -> PoolState:
-        cooldowns: dict[str, Cooldown] = {}
-        for cred, cooldown in self.cooldowns:
-            if cooldown.until > now:
-                current = cooldowns.get(cred)
-                if current is None or cooldown.until > current.until:
-                    cooldowns[cred] = cooldown
+        cooldowns = {cred: cooldown for cred, cooldown in self.cooldowns.items() if cooldown.until > now}
         return PoolState(cooldowns, dict(self.disabled), frozenset(self.struck), version)
 
 
-# Advance each pool's cursor by the given count and return the values before; answer each Read (with
-# no cooldown ending before the given time left out); and the state's version, read before the Reads.
-# One round trip or one worker hop for all.
+# Advance each pool's cursor by the given count and return the values before; answer each Read; and
+# the state's version, read before the Reads. One round trip or one worker hop for all.
 Fetched = tuple[dict[str, int], list[RawState], int]
-Fetch = Callable[[dict[str, int], list[Read], float], Awaitable[Fetched]]
+Fetch = Callable[[dict[str, int], list[Read]], Awaitable[Fetched]]
 
 
 class Coalescer:
@@ -152,9 +136,8 @@ class Coalescer:
         cursors, self._cursors = self._cursors, {}
         reads, self._reads = self._reads, {}
         counts = {pool: len(futures) for pool, futures in cursors.items()}
-        earliest = min((now for waiters in reads.values() for now, _ in waiters), default=0.0)
         try:
-            bases, raws, version = await self._fetch(counts, list(reads), earliest)
+            bases, raws, version = await self._fetch(counts, list(reads))
         except BaseException as error:
             waiting: list[asyncio.Future[Any]] = [f for futures in cursors.values() for f in futures]
             waiting += [f for waiters in reads.values() for _, f in waiters]

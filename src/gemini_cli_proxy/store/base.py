@@ -1,8 +1,7 @@
 """The StateStore protocol: everything instances of the proxy share.
 
 Times are absolute epoch seconds (wall clock), since instances on several machines compare them.
-Keys are credential ids (stable hashes, never secrets) and model ids; `ANY_MODEL` marks state that
-holds for every model (e.g. a daily quota shared by a whole Google project).
+Keys are credential ids (stable hashes, never secrets) and model ids.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
-
-ANY_MODEL = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +78,18 @@ class StateStore(Protocol):
         ...
 
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
-        """Active cooldowns (for `model` or ANY_MODEL; the later one wins) and disabled flags, and
-        the state's version read before them (a change made meanwhile shows in the next turn's)."""
+        """Active cooldowns for `model` and disabled flags, and the state's version read before them
+        (a change made meanwhile shows in the next turn's)."""
         ...
 
-    # Each of the four changes below also changes the state's version, atomically with the change.
+    # Each of the changes below also changes the state's version, atomically with the change.
 
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None: ...
+
+    async def set_cooldowns(self, credential_ids: Sequence[str], model: str, cooldown: Cooldown) -> None:
+        """set_cooldown for each of `credential_ids` (every key of a Google project), in one round trip
+        and atomically: the version changes once or once per key."""
+        ...
 
     async def clear_cooldown(self, credential_id: str, model: str) -> None: ...
 
@@ -111,6 +113,14 @@ class StateStore(Protocol):
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
         """A small shared value (OAuth token, Code Assist project, thought signature), with an
         optional time to live in seconds."""
+        ...
+
+    async def get_values(self, keys: Sequence[str]) -> list[str | None]:
+        """get_value of each key, in the order given, in one round trip."""
+        ...
+
+    async def set_values(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        """set_value of each (key, value, ttl), in one round trip; a key given twice keeps the later."""
         ...
 
     async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ._batch import Totals, aggregate, binding
-from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
+from ._batch import Totals, aggregate
+from .base import Cooldown, PoolState, Turn, Usage, UsageEvent
 
 # Expired values are swept every this many writes, so TTL'd keys (thought signatures) cannot pile up.
 _SWEEP_EVERY = 1024
@@ -21,6 +21,11 @@ class MemoryStore:
         self._version = 0  # see Turn
         self._cooldowns: dict[tuple[str, str], Cooldown] = {}
         self._disabled: dict[str, str] = {}
+        # What was cleared and not set again since, for the handover: as the fallback of a shared store,
+        # a clear made here must undo the store's flag or cooldown too. A key is in the dict or in the
+        # set, never both: where its last write put it. Bounded by the credentials and models there are.
+        self._cleared_cooldowns: set[tuple[str, str]] = set()
+        self._cleared_disabled: set[str] = set()
         self._usage: dict[str, dict[str, Totals]] = {}
         self._values: dict[str, tuple[str, float | None]] = {}  # key -> (value, expires at)
         self._writes = 0
@@ -47,19 +52,12 @@ class MemoryStore:
         # Walks the cooldowns and disabled flags there are, not the credentials asked about: a pool of
         # hundreds of keys is read on every request, and few of them are ever cooling at once.
         wanted = credential_ids if isinstance(credential_ids, frozenset | set) else set(credential_ids)
-        own: dict[str, Cooldown] = {}
-        shared: dict[str, Cooldown] = {}
-        for (cred, cooled_for), cooldown in self._cooldowns.items():
-            if cred in wanted:
-                if cooled_for == model:
-                    own[cred] = cooldown
-                elif cooled_for == ANY_MODEL:
-                    shared[cred] = cooldown
-        cooldowns: dict[str, Cooldown] = {}
-        for cred in own.keys() | shared.keys():
-            active = binding(own.get(cred), shared.get(cred), now)
-            if active is not None:
-                cooldowns[cred] = active
+        own = {
+            cred: cooldown
+            for (cred, cooled_for), cooldown in self._cooldowns.items()
+            if cooled_for == model and cred in wanted
+        }
+        cooldowns = {cred: cooldown for cred, cooldown in own.items() if cooldown.until > now}
         disabled = {cred: reason for cred, reason in self._disabled.items() if cred in wanted}
         struck = frozenset(cred for cred, cooldown in own.items() if cooldown.strikes)
         return PoolState(cooldowns, disabled, struck, self._version)
@@ -71,10 +69,17 @@ class MemoryStore:
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
         # Expired entries stay: strikes() must still see them until clear_cooldown.
         self._cooldowns[(credential_id, model)] = cooldown
+        self._cleared_cooldowns.discard((credential_id, model))
         self._version += 1
+
+    async def set_cooldowns(self, credential_ids: Sequence[str], model: str, cooldown: Cooldown) -> None:
+        # Through set_cooldown, which never suspends: still atomic, and a subclass's hook sees each key.
+        for credential_id in credential_ids:
+            await self.set_cooldown(credential_id, model, cooldown)
 
     async def clear_cooldown(self, credential_id: str, model: str) -> None:
         self._cooldowns.pop((credential_id, model), None)
+        self._cleared_cooldowns.add((credential_id, model))
         self._version += 1
 
     async def strikes(self, credential_id: str, model: str) -> int:
@@ -82,10 +87,12 @@ class MemoryStore:
 
     async def set_disabled(self, credential_id: str, reason: str) -> None:
         self._disabled[credential_id] = reason
+        self._cleared_disabled.discard(credential_id)
         self._version += 1
 
     async def clear_disabled(self, credential_id: str) -> None:
         self._disabled.pop(credential_id, None)
+        self._cleared_disabled.add(credential_id)
         self._version += 1
 
     async def record_usage(self, events: Iterable[UsageEvent]) -> None:
@@ -118,6 +125,13 @@ class MemoryStore:
                 k: entry for k, entry in self._values.items() if entry[1] is None or entry[1] > now
             }
 
+    async def get_values(self, keys: Sequence[str]) -> list[str | None]:
+        return [await self.get_value(key) for key in keys]
+
+    async def set_values(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        for key, value, ttl in items:
+            await self.set_value(key, value, ttl)
+
     async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
         now = self._clock()
         totals: list[int] = []
@@ -142,11 +156,21 @@ class MemoryStore:
             for cred, models in self._usage.items()
             for model, t in models.items()
         ]
-        return Handover(dict(self._cooldowns), dict(self._disabled), events)
+        return Handover(
+            dict(self._cooldowns),
+            dict(self._disabled),
+            events,
+            frozenset(self._cleared_cooldowns),
+            frozenset(self._cleared_disabled),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Handover:
+    """The last write to each key, a set (the dicts) or a clear (the sets); no key is in both."""
+
     cooldowns: dict[tuple[str, str], Cooldown]
     disabled: dict[str, str]
     usage: list[UsageEvent]
+    cleared_cooldowns: frozenset[tuple[str, str]]  # (credential id, model)
+    cleared_disabled: frozenset[str]

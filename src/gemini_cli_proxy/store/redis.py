@@ -2,14 +2,14 @@
 
 The per-request calls cost one round trip: `take_turn` is an INCRBY and a GET of the state's version
 (a counter every change of a cooldown or a disabled flag increments in the same transaction),
-`pool_state` the GET and one MGET over the cooldown keys of (credential, model) and (credential,
-ANY_MODEL) and the disabled-flag keys. Calls made in the same loop iteration share it (see Coalescer):
-one pipeline carries them all, and n cursor calls on one pool become one INCRBY n. Cooldowns are keys
-that expire on their own (TTL); their strikes live apart, in a hash without TTL, since they must
-outlive the cooldown. Usage batches are folded per
-(credential, model) and applied by one Lua script, atomically. Windowed counters are plain keys that
-expire on their own, at the end of their window: a batch is one MULTI of INCRBY and PEXPIREAT per
-counter. Key parts are joined with U+001F, which no credential or model id holds.
+`pool_state` the GET and one MGET over the cooldown keys of (credential, model) and the disabled-flag
+keys. Calls made in the same loop iteration share it (see Coalescer): one pipeline carries them all,
+and n cursor calls on one pool become one INCRBY n. Cooldowns are keys that expire on their own (TTL);
+their strikes live apart, in a hash without TTL, since they must outlive the cooldown. Usage batches
+are folded per (credential, model) and applied by one Lua script, atomically. Windowed counters are
+plain keys that expire on their own, at the end of their window: a batch is one MULTI of INCRBY and
+PEXPIREAT per counter. Small shared values are plain keys too, read by one MGET and written by one
+pipeline. Key parts are joined with U+001F, which no credential or model id holds.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
+from redis.typing import EncodableT, FieldT
 
 from ._batch import Coalescer, Fetched, RawState, Read, Totals, aggregate
-from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
+from .base import Cooldown, PoolState, Turn, Usage, UsageEvent
 
 DEFAULT_PREFIX = "gemini-cli-proxy:"
 _SEP = "\x1f"
@@ -136,11 +137,7 @@ class RedisStore:
 
     def _state_keys(self, read: Read) -> list[str]:
         ids, model = read
-        keys = [self._cooldown_key(cred, model) for cred in ids]
-        if model != ANY_MODEL:
-            keys += [self._cooldown_key(cred, ANY_MODEL) for cred in ids]
-        keys += [self._disabled + cred for cred in ids]
-        return keys
+        return [self._cooldown_key(cred, model) for cred in ids] + [self._disabled + cred for cred in ids]
 
     async def take_turn(self, pool: str) -> Turn:
         return await self._coalescer.take_turn(pool)
@@ -148,7 +145,7 @@ class RedisStore:
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         return await self._coalescer.pool_state(credential_ids, model, now)
 
-    async def _fetch(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
+    async def _fetch(self, cursors: dict[str, int], reads: list[Read]) -> Fetched:
         async with self._r.pipeline(transaction=False) as pipe:
             pipe.get(self._version)  # first: a change made while the state is read shows as a new version
             for pool, n in cursors.items():
@@ -165,15 +162,25 @@ class RedisStore:
     # -- state changes, rare
 
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
-        key = self._cooldown_key(credential_id, model)
+        await self.set_cooldowns([credential_id], model, cooldown)
+
+    async def set_cooldowns(self, credential_ids: Sequence[str], model: str, cooldown: Cooldown) -> None:
+        if not credential_ids:
+            return
         expires = cooldown.until + _EXPIRY_GRACE
+        value = orjson.dumps([cooldown.until, cooldown.reason, cooldown.strikes])
+        live = expires > time.time()
         async with self._r.pipeline(transaction=True) as pipe:
-            if expires > time.time():
-                value = orjson.dumps([cooldown.until, cooldown.reason, cooldown.strikes])
-                pipe.set(key, value, pxat=int(expires * 1000))
-            else:
-                pipe.delete(key)
-            pipe.hset(self._strikes, f"{credential_id}{_SEP}{model}", cooldown.strikes)
+            for cred in credential_ids:
+                key = self._cooldown_key(cred, model)
+                if live:
+                    pipe.set(key, value, pxat=int(expires * 1000))
+                else:
+                    pipe.delete(key)
+            strikes: dict[FieldT, EncodableT] = {
+                f"{cred}{_SEP}{model}": cooldown.strikes for cred in credential_ids
+            }
+            pipe.hset(self._strikes, mapping=strikes)
             pipe.incr(self._version)
             await pipe.execute()
 
@@ -254,33 +261,52 @@ class RedisStore:
     # -- small shared values
 
     async def get_value(self, key: str) -> str | None:
-        value: Any = await self._r.get(f"{self._prefix}kv{_SEP}{key}")
+        value: Any = await self._r.get(self._value_key(key))
         return None if value is None else str(value)
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
-        name = f"{self._prefix}kv{_SEP}{key}"
-        if ttl is None:
-            await self._r.set(name, value)
-        elif ttl <= 0:  # already expired; SET PX refuses a zero or negative time
-            await self._r.delete(name)
-        else:
-            await self._r.set(name, value, px=max(1, round(ttl * 1000)))
+        await self.set_values([(key, value, ttl)])
+
+    async def get_values(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        values: list[Any] = await self._r.mget([self._value_key(key) for key in keys])
+        return [None if value is None else str(value) for value in values]
+
+    async def set_values(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        if not items:
+            return
+        # One connection runs a pipeline's commands in order, so a key given twice keeps the later value.
+        # No MULTI: the values are independent, and a flush of thousands of signatures (KB each) as one
+        # transaction would hold every other client back until it is done.
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key, value, ttl in items:
+                name = self._value_key(key)
+                if ttl is None:
+                    pipe.set(name, value)
+                elif ttl <= 0:  # already expired; SET PX refuses a zero or negative time
+                    pipe.delete(name)
+                else:
+                    pipe.set(name, value, px=max(1, round(ttl * 1000)))
+            await pipe.execute()
+
+    def _value_key(self, key: str) -> str:
+        return f"{self._prefix}kv{_SEP}{key}"
 
 
 def _parse_state(read: Read, values: list[Any]) -> RawState:
-    """An MGET of _state_keys(read): the model's cooldowns, the ANY_MODEL ones (unless the model is
-    ANY_MODEL), then the disabled flags, one per credential each."""
-    ids, model = read
+    """An MGET of _state_keys(read): the model's cooldowns, then the disabled flags, one per
+    credential each."""
+    ids, _model = read
     n = len(ids)
-    groups = 2 if model != ANY_MODEL else 1
-    raw = RawState([], {})
-    for i, value in enumerate(values[: groups * n]):
+    raw = RawState({}, {})
+    for cred, value in zip(ids, values[:n], strict=True):
         if value is not None:
             until, reason, strikes = orjson.loads(value)
-            raw.cooldowns.append((ids[i % n], Cooldown(until, reason, strikes)))
-            if i < n and strikes:  # the model's own key, the first group
-                raw.struck.add(ids[i])
-    for cred, reason in zip(ids, values[groups * n :], strict=True):
+            raw.cooldowns[cred] = Cooldown(until, reason, strikes)
+            if strikes:
+                raw.struck.add(cred)
+    for cred, reason in zip(ids, values[n:], strict=True):
         if reason is not None:
             raw.disabled[cred] = str(reason)
     return raw

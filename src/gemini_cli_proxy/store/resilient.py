@@ -4,7 +4,8 @@ ResilientStore wraps the configured store. When a call fails because the store c
 (connection, OS, Redis or SQLite operational errors), it logs one warning, answers that call and the
 following ones from a MemoryStore, and tries the primary again after `retry_after` seconds, so an
 outage costs one failed attempt per `retry_after`, not one per request. Once the primary answers again
-it gets what the fallback learned meanwhile (cooldowns, disabled flags, usage), then serves alone.
+it gets what the fallback learned meanwhile (cooldowns and disabled flags set or cleared, usage), then
+serves alone.
 Other errors (bugs) propagate unchanged.
 """
 
@@ -81,8 +82,20 @@ class ResilientStore:
         self._recovering = True
         try:
             handover = self._fallback.handover()
+            # The last write to each key during the outage, replayed: clears too, or an /enable or a
+            # success made meanwhile would leave the primary's older flag or cooldown in force. A key is
+            # either set or cleared in a handover, so the order between them does not matter; every
+            # step is idempotent, so a replay cut short is simply made again.
+            for cred in handover.cleared_disabled:
+                await self._primary.clear_disabled(cred)
+            for cred, model in handover.cleared_cooldowns:
+                await self._primary.clear_cooldown(cred, model)
+            # A project's keys were cooled together, with one cooldown: they go back together.
+            cooled: dict[tuple[str, Cooldown], list[str]] = {}
             for (cred, model), cooldown in handover.cooldowns.items():
-                await self._primary.set_cooldown(cred, model, cooldown)
+                cooled.setdefault((model, cooldown), []).append(cred)
+            for (model, cooldown), creds in cooled.items():
+                await self._primary.set_cooldowns(creds, model, cooldown)
             for cred, reason in handover.disabled.items():
                 await self._primary.set_disabled(cred, reason)
             if handover.usage:  # last and in one call: an atomic batch, so a failure cannot count twice
@@ -156,6 +169,9 @@ class ResilientStore:
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
         await self._call(lambda s: s.set_cooldown(credential_id, model, cooldown))
 
+    async def set_cooldowns(self, credential_ids: Sequence[str], model: str, cooldown: Cooldown) -> None:
+        await self._call(lambda s: s.set_cooldowns(credential_ids, model, cooldown))
+
     async def clear_cooldown(self, credential_id: str, model: str) -> None:
         await self._call(lambda s: s.clear_cooldown(credential_id, model))
 
@@ -180,6 +196,12 @@ class ResilientStore:
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
         await self._call(lambda s: s.set_value(key, value, ttl))
+
+    async def get_values(self, keys: Sequence[str]) -> list[str | None]:
+        return await self._call(lambda s: s.get_values(keys))
+
+    async def set_values(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        await self._call(lambda s: s.set_values(items))
 
     async def add_counts(self, counts: Sequence[tuple[str, int, float]]) -> list[int]:
         # Not handed over on recovery: a window the outage overlapped counts in the primary only what

@@ -25,7 +25,7 @@ from typing import Final, TypeVar, cast
 import orjson
 
 from ._batch import Coalescer, Fetched, RawState, Read, Totals, aggregate
-from .base import ANY_MODEL, Cooldown, PoolState, Turn, Usage, UsageEvent
+from .base import Cooldown, PoolState, Turn, Usage, UsageEvent
 
 T = TypeVar("T")
 # How long a first open keeps trying while another process holds a fresh file (see _open).
@@ -72,15 +72,14 @@ _ADVANCE_CURSOR = (
     "ON CONFLICT (pool) DO UPDATE SET value = value + ?2 RETURNING value - ?2"
 )
 
-# Cooldowns (model rows carry a model) and disabled flags (model is NULL) in one statement, so one
-# pick sees one snapshot; the model's own rows also when expired, for their strikes. The ids travel as
-# one JSON parameter: a constant SQL text the statement cache keeps, and no limit on bound variables.
+# The model's cooldowns (until is set) and the disabled flags (until is NULL) in one statement, so one
+# pick sees one snapshot; cooldowns also when over, for their strikes. The ids travel as one JSON
+# parameter: a constant SQL text the statement cache keeps, and no limit on bound variables.
 _POOL_STATE = """
-SELECT credential_id, model, until, reason, strikes FROM cooldowns
- WHERE credential_id IN (SELECT value FROM json_each(?1)) AND model IN (?2, ?3)
-   AND (until > ?4 OR model = ?2)
+SELECT credential_id, until, reason, strikes FROM cooldowns
+ WHERE credential_id IN (SELECT value FROM json_each(?1)) AND model = ?2
 UNION ALL
-SELECT credential_id, NULL, NULL, reason, NULL FROM disabled
+SELECT credential_id, NULL, reason, NULL FROM disabled
  WHERE credential_id IN (SELECT value FROM json_each(?1))
 """
 
@@ -117,6 +116,12 @@ _SET_VALUE = (
     "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
 )
+
+# The keys travel as one JSON parameter, like the ids of _POOL_STATE.
+_GET_VALUES = """
+SELECT key, value FROM kv
+ WHERE key IN (SELECT value FROM json_each(?1)) AND (expires_at IS NULL OR expires_at > ?2)
+"""
 
 # Expired values are deleted every this many writes, so TTL'd keys (thought signatures) cannot pile up.
 _SWEEP_EVERY = 1024
@@ -292,10 +297,10 @@ class SqliteStore:
     async def pool_state(self, credential_ids: Sequence[str], model: str, now: float) -> PoolState:
         return await self._coalescer.pool_state(credential_ids, model, now)
 
-    async def _fetch(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
-        return await self._call(lambda: self._fetch_now(cursors, reads, now))
+    async def _fetch(self, cursors: dict[str, int], reads: list[Read]) -> Fetched:
+        return await self._call(lambda: self._fetch_now(cursors, reads))
 
-    def _fetch_now(self, cursors: dict[str, int], reads: list[Read], now: float) -> Fetched:
+    def _fetch_now(self, cursors: dict[str, int], reads: list[Read]) -> Fetched:
         conn = self._db()
         # First: a change made while the state is read shows as a new version.
         version = int(conn.execute("SELECT value FROM state_version").fetchall()[0][0])
@@ -306,15 +311,13 @@ class SqliteStore:
         }
         raws: list[RawState] = []
         for ids, model in reads:
-            raw = RawState([], {})
-            for cred, row_model, until, reason, strikes in conn.execute(
-                _POOL_STATE, (_json(ids), model, ANY_MODEL, now)
-            ):
-                if row_model is None:
+            raw = RawState({}, {})
+            for cred, until, reason, strikes in conn.execute(_POOL_STATE, (_json(ids), model)):
+                if until is None:
                     raw.disabled[cred] = reason
                 else:
-                    raw.cooldowns.append((cred, Cooldown(until, reason, strikes)))
-                    if row_model == model and strikes:
+                    raw.cooldowns[cred] = Cooldown(until, reason, strikes)
+                    if strikes:
                         raw.struck.add(cred)
             raws.append(raw)
         return bases, raws, version
@@ -324,6 +327,23 @@ class SqliteStore:
     async def set_cooldown(self, credential_id: str, model: str, cooldown: Cooldown) -> None:
         args = (credential_id, model, cooldown.until, cooldown.reason, cooldown.strikes)
         await self._call(lambda: self._db().execute(_SET_COOLDOWN, args))
+
+    async def set_cooldowns(self, credential_ids: Sequence[str], model: str, cooldown: Cooldown) -> None:
+        if not credential_ids:
+            return
+        rows = [(cred, model, cooldown.until, cooldown.reason, cooldown.strikes) for cred in credential_ids]
+        await self._call(lambda: self._write_all(_SET_COOLDOWN, rows))
+
+    def _write_all(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """`sql` once per row, in one transaction: all rows land or none, for one commit."""
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     async def clear_cooldown(self, credential_id: str, model: str) -> None:
         sql = "DELETE FROM cooldowns WHERE credential_id = ? AND model = ?"
@@ -353,8 +373,7 @@ class SqliteStore:
             await self._call(lambda: self._record_usage(rows))
 
     def _record_usage(self, rows: dict[tuple[str, str], Totals]) -> None:
-        conn = self._db()
-        args = [
+        args: list[tuple[object, ...]] = [
             (
                 cred,
                 model,
@@ -368,13 +387,7 @@ class SqliteStore:
             )
             for (cred, model), t in rows.items()
         ]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(_RECORD_USAGE, args)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self._write_all(_RECORD_USAGE, args)
 
     async def usage(self, credential_ids: Sequence[str]) -> dict[str, dict[str, Usage]]:
         if not credential_ids:
@@ -407,6 +420,32 @@ class SqliteStore:
         conn.execute(_SET_VALUE, (key, value, expires_at))
         if sweep:
             conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+
+    async def get_values(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        args = (_json(keys), time.time())
+        rows = await self._call(lambda: self._db().execute(_GET_VALUES, args).fetchall())
+        found = {key: str(value) for key, value in rows}
+        return [found.get(key) for key in keys]
+
+    async def set_values(self, items: Sequence[tuple[str, str, float | None]]) -> None:
+        if not items:
+            return
+        now = time.time()
+        rows: list[tuple[object, ...]] = [
+            (key, value, None if ttl is None else now + ttl) for key, value, ttl in items
+        ]
+        # A sweep whenever the count of writes passes a multiple of _SWEEP_EVERY, as set_value's.
+        before, self._writes = self._writes, self._writes + len(rows)
+        sweep = before // _SWEEP_EVERY != self._writes // _SWEEP_EVERY
+        await self._call(lambda: self._set_values(rows, sweep, now))
+
+    def _set_values(self, rows: list[tuple[object, ...]], sweep: bool, now: float) -> None:
+        # executemany applies the rows in order, so a key given twice keeps its later value.
+        self._write_all(_SET_VALUE, rows)
+        if sweep:
+            self._db().execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
 
     # -- windowed counters
 
