@@ -26,12 +26,12 @@ from .signature_cache import SignatureCache
 from .store import MemoryStore, open_store
 from .store.resilient import ResilientStore
 from .translate.output import safety_settings
-from .upstream.aistudio import AiStudioClient
+from .upstream.apikey import ApiKeyClient, aistudio_models_url
 from .upstream.codeassist import CodeAssistClient
 from .upstream.http import timeout
 from .upstream.media_fetch import MediaFetcher
 from .upstream.oauth import TokenManager
-from .upstream.vertex import VertexClient
+from .upstream.vertex import VertexClient, vertex_express_models_url
 
 # Enough pooled connections to Google for thousands of concurrent streams, and keep-alive so
 # that requests do not pay for a new TLS handshake.
@@ -95,9 +95,12 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     runtime.gateway = Gateway(
         runtime.scheduler,
         runtime.usage,
-        AiStudioClient(session, settings.gemini_api_base_url),
-        codeassist,
-        vertex=VertexClient(session, base_url=settings.vertex_api_base_url),
+        {
+            "aistudio": ApiKeyClient(session, aistudio_models_url(settings.gemini_api_base_url)),
+            "codeassist": codeassist,
+            "vertex": VertexClient(session, base_url=settings.vertex_api_base_url),
+            "vertex-key": ApiKeyClient(session, vertex_express_models_url(settings.vertex_api_base_url)),
+        },
         retry=RetryPolicy(
             max_attempts=settings.proxy_retry_attempts, deadline_seconds=settings.proxy_retry_deadline
         ),

@@ -56,11 +56,15 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
             "could spend your Google quota. Set PROXY_API_KEYS, or bind to 127.0.0.1."
         )
     from .app import create_app  # imported here so `--help` stays fast
+    from .runtime import RUNTIME
+    from .startup import summary
 
     try:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         _fail(f"could not start: {exc}")
+    runtime = app[RUNTIME]
+    banner = summary(runtime.credentials, settings.proxy_state_url, runtime.catalog)
     grace = settings.proxy_shutdown_grace
     if settings.proxy_workers > 1:
         if settings.proxy_state_url.lower().startswith("memory://"):
@@ -74,10 +78,11 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
                 settings.proxy_port,
                 workers=settings.proxy_workers,
                 grace=grace,
+                banner=banner,
             )
         sys.exit(code)
     with _listen_errors(settings):
-        run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace))
+        run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace, banner=banner))
 
 
 @contextlib.contextmanager

@@ -1,27 +1,23 @@
-"""Error types and the one mapping from them to OpenAI's error shape.
+"""The one error type every front door answers from, and the errors the proxy raises.
 
-Every error a client sees leaves the proxy through `ProxyError.body()`, so the status / type / code
-table of CONTRACT.md lives here and nowhere else.
+A `ProxyError` says what went wrong in neutral terms (status, message, a code, the parameter at
+fault, when to retry); each front door turns it into its API's shape in one function (OpenAI's:
+wire/openai.py `error_body`; see frontdoor.py). The status / code table of CONTRACT.md lives here.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Final
-
-INVALID_REQUEST: Final = "invalid_request_error"
-SERVER_ERROR: Final = "server_error"
 
 
 class ProxyError(Exception):
-    """An error answered to the client as `{"error": {message, type, param, code}}`."""
+    """An error answered to the client, in the shape of the API it called."""
 
     def __init__(
         self,
         status: int,
         message: str,
         *,
-        type: str = INVALID_REQUEST,
         code: str | None = None,
         param: str | None = None,
         retry_after: float | None = None,
@@ -29,13 +25,9 @@ class ProxyError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type
         self.code = code
         self.param = param
         self.retry_after = retry_after
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
@@ -90,24 +82,24 @@ def method_not_allowed(method: str, path: str) -> ProxyError:
 
 
 def permission_denied(message: str) -> ProxyError:
-    return ProxyError(403, message, type="permission_error", code="permission_denied")
+    return ProxyError(403, message, code="permission_denied")
 
 
 def rate_limited(message: str, retry_after: float | None, *, daily: bool = False) -> ProxyError:
     code = "insufficient_quota" if daily else "rate_limit_exceeded"
-    return ProxyError(429, message, type="requests", code=code, retry_after=retry_after)
+    return ProxyError(429, message, code=code, retry_after=retry_after)
 
 
 def upstream_error(message: str) -> ProxyError:
-    return ProxyError(502, message, type=SERVER_ERROR, code="upstream_error")
+    return ProxyError(502, message, code="upstream_error")
 
 
 def upstream_timeout(message: str) -> ProxyError:
-    return ProxyError(504, message, type=SERVER_ERROR, code="upstream_timeout")
+    return ProxyError(504, message, code="upstream_timeout")
 
 
 def no_credentials(message: str) -> ProxyError:
-    return ProxyError(503, message, type=SERVER_ERROR, code="no_credentials")
+    return ProxyError(503, message, code="no_credentials")
 
 
 class ConnectionClosingError(ProxyError):
@@ -134,13 +126,10 @@ def shutting_down() -> ProxyError:
     return ProxyError(
         503,
         "The server is shutting down and could not finish this request; send it again.",
-        type=SERVER_ERROR,
         code="shutting_down",
         retry_after=1,
     )
 
 
 def internal_error() -> ProxyError:
-    return ProxyError(
-        500, "The proxy failed to handle the request.", type=SERVER_ERROR, code="internal_error"
-    )
+    return ProxyError(500, "The proxy failed to handle the request.", code="internal_error")

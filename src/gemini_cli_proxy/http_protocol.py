@@ -44,8 +44,9 @@ from aiohttp.http_exceptions import (
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
+from .doors import door_for
 from .errors import invalid_http_request, request_timeout
-from .middleware import error_response
+from .frontdoor import error_response
 from .redact import scrub
 
 log = logging.getLogger("gemini_cli_proxy.http")
@@ -156,7 +157,7 @@ class ProxyRequestHandler(RequestHandler):
             return super().handle_error(request, status, exc, message)
         reason = describe(exc)
         log.info("malformed request peer=%s status=400 reason=%r", request.remote, reason)
-        response = error_response(invalid_http_request(reason))
+        response = error_response(invalid_http_request(reason), door_for(request.path))
         response.force_close()
         return response
 

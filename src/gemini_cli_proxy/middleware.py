@@ -1,4 +1,4 @@
-"""Request-wide concerns: proxy-key auth, OpenAI-shaped errors, one log line per request."""
+"""Request-wide concerns: proxy-key auth, errors in the front door's shape, one log line per request."""
 
 from __future__ import annotations
 
@@ -9,38 +9,24 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
 from . import errors
-from .drain import DRAIN, ENDING_SECONDS
+from .doors import door_for
+from .drain import DRAIN
 from .errors import ProxyError
+from .frontdoor import FRONT_DOOR, LOG_FIELDS, OPEN_STREAM, end_stream, error_response
 from .logconfig import batched_handler
-from .sse import DONE, encode_event
 
 log = logging.getLogger("gemini_cli_proxy.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# The only route a monitor may call without a key.
-OPEN_PATHS = frozenset({"/health"})
-# Handlers put what the access line should say about a request under this key.
-LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
-# A handler that has begun a stream puts its response here: from then on an error is an event in
-# that stream, never a second response on the same connection.
-OPEN_STREAM = web.RequestKey("open_stream", web.StreamResponse)
-
-
-def error_response(error: ProxyError, request_id: str = "") -> web.Response:
-    headers = error.headers()
-    if request_id:
-        headers["x-request-id"] = request_id
-    return web.Response(
-        status=error.status, body=orjson.dumps(error.body()), content_type="application/json", headers=headers
-    )
+# The routes a caller may use without a key: a monitor's /health, and the service page at / that
+# tells a client a key is needed (it holds nothing secret).
+OPEN_PATHS = frozenset({"/health", "/"})
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.Request) -> ProxyError:
@@ -68,23 +54,13 @@ def _access_line(request: web.Request, status: int, started: float, request_id: 
         log.info("%s", message)
 
 
-async def end_stream(response: web.StreamResponse, error: ProxyError, fields: dict[str, Any]) -> None:
-    """End a stream that has begun with `error` as its last event, then `[DONE]`; a client too slow
-    to take it within a moment (or gone) is left as it is."""
-    fields["stream_error"] = repr(error.message)
-    try:
-        async with asyncio.timeout(ENDING_SECONDS):
-            await response.write(encode_event(error.body()) + DONE)
-    except (ConnectionError, TimeoutError, RuntimeError):  # RuntimeError: aiohttp's "closed" write
-        fields["client"] = "disconnected"
-
-
 async def _answer(request: web.Request, error: ProxyError, request_id: str) -> web.StreamResponse:
-    """`error` as a response, or as the last event of the stream the handler had begun."""
+    """`error` in the shape of the request's front door: as a response, or as the ending of the
+    stream the handler had begun (never a second response on the same connection)."""
     stream: web.StreamResponse | None = request.get(OPEN_STREAM)
     if stream is None:
-        return error_response(error, request_id)
-    await end_stream(stream, error, request[LOG_FIELDS])
+        return error_response(error, request[FRONT_DOOR], request_id)
+    await end_stream(request, error)
     return stream
 
 
@@ -96,6 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     # 32 random hex digits, like uuid4().hex at a fifth of the cost.
     request_id = offered if _SAFE_ID.fullmatch(offered) else os.urandom(16).hex()
     request[LOG_FIELDS] = {}
+    request[FRONT_DOOR] = door_for(request.path)
     status = 500
     drain = request.app[DRAIN]
     task = asyncio.current_task()
@@ -108,28 +85,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["x-request-id"] = request_id
         return response
     except ProxyError as exc:
-        status = exc.status
         if exc.status >= 500 or exc.status == 429:
             request[LOG_FIELDS]["error"] = repr(exc.message)
-        return await _answer(request, exc, request_id)
+        response = await _answer(request, exc, request_id)
+        status = response.status  # a begun stream's 200: what the client got
+        return response
     except web.HTTPException as exc:
-        error = _from_http_exception(exc, request)
-        status = error.status
-        return await _answer(request, error, request_id)
+        response = await _answer(request, _from_http_exception(exc, request), request_id)
+        status = response.status
+        return response
     except RequestPayloadError:
         # The body itself is broken (e.g. its gzip cannot be decoded): the client's, not a bug of ours.
-        error = errors.invalid_http_request("the body could not be decoded")
-        status = error.status
-        return await _answer(request, error, request_id)
+        response = await _answer(
+            request, errors.invalid_http_request("the body could not be decoded"), request_id
+        )
+        status = response.status
+        return response
     except asyncio.CancelledError:
         if drain.ended():
-            status = 503
-            return await _answer(request, errors.shutting_down(), request_id)
+            response = await _answer(request, errors.shutting_down(), request_id)
+            status = response.status
+            return response
         status = 499  # the client went away first (nginx's code for it)
         raise
     except Exception:
         log.exception("request_id=%s unhandled error", request_id)
-        return await _answer(request, errors.internal_error(), request_id)
+        response = await _answer(request, errors.internal_error(), request_id)
+        status = response.status
+        return response
     finally:
         if task is not None:
             drain.untrack(task)

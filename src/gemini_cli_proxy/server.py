@@ -69,7 +69,11 @@ def make_runner(app: web.Application, grace: float, read_timeout: float) -> web.
     )
 
 
-async def serve_until_signalled(app: web.Application, host: str, port: int, *, grace: float) -> None:
+async def serve_until_signalled(
+    app: web.Application, host: str, port: int, *, grace: float, banner: str = ""
+) -> None:
+    """Serve until SIGTERM/SIGINT; once listening, `banner` (if any) goes to stderr and the
+    `listening on URL` line to stdout."""
     runner = make_runner(app, grace, read_timeout_of(app))
     await runner.setup()
     try:
@@ -77,6 +81,8 @@ async def serve_until_signalled(app: web.Application, host: str, port: int, *, g
         await site.start()
         bound_port = runner.addresses[0][1] if runner.addresses else port
         shown_host = f"[{host}]" if ":" in host else host
+        if banner:
+            print(banner, file=sys.stderr, flush=True)
         print(f"listening on http://{shown_host}:{bound_port}", flush=True)
         await _until_signalled()
     finally:

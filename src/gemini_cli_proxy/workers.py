@@ -108,7 +108,9 @@ def _worker(
     run(serve_socket(factory(), sock, grace=grace, on_ready=ready.set))
 
 
-def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, grace: float) -> int:
+def serve_workers(
+    factory: AppFactory, host: str, port: int, *, workers: int, grace: float, banner: str = ""
+) -> int:
     # Signals are handled from the very start, so a SIGTERM during start-up still stops every worker.
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -138,6 +140,8 @@ def serve_workers(factory: AppFactory, host: str, port: int, *, workers: int, gr
                     print(f"worker {child.name} failed to start", file=sys.stderr, flush=True)
                 return 0 if stop.is_set() else 1
     shown = f"[{host.strip('[]')}]" if ":" in host else host
+    if banner:
+        print(banner, file=sys.stderr, flush=True)
     print(f"listening on http://{shown}:{bound} ({workers} workers)", flush=True)
     crashed = False
     while not stop.wait(0.5):

@@ -55,6 +55,8 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(fake_process: str, tmp_path:
     logs = process.stderr.read()
     assert "path=/v1/chat/completions status=200" in logs and "request_id=" in logs
     assert "cli-test-key-1" not in logs and "sk-from-file" not in logs
+    first = logs.splitlines()[0]
+    assert first.startswith("gemini-cli-proxy: 1 credential (primary: 1 AI Studio key); state: memory"), first
 
 
 def test_in_flight_stream_finishes_during_shutdown(tmp_path: Path) -> None:

@@ -10,16 +10,15 @@ import pytest
 from aiohttp import web
 
 from gemini_cli_proxy import drain, errors
-from gemini_cli_proxy.middleware import OPEN_STREAM, error_middleware
+from gemini_cli_proxy.frontdoor import begin_stream
+from gemini_cli_proxy.middleware import error_middleware
 
 from support import LoopThread
 
 
 def _app(failure: BaseException) -> web.Application:
     async def handler(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        request[OPEN_STREAM] = response
+        response = await begin_stream(request, {"Content-Type": "text/event-stream"})
         await response.write(b'data: {"partial": true}\n\n')
         raise failure
 

@@ -91,10 +91,17 @@ def keyed(start_proxy: StartProxy) -> Proxy:
     return start_proxy(proxy_api_keys=["sk-first-key"], openai_api_key="sk-second-key")
 
 
-def test_auth_required_everywhere_but_health(keyed: Proxy, fake: FakeGoogle) -> None:
+def test_auth_required_everywhere_but_health_and_the_service_page(keyed: Proxy, fake: FakeGoogle) -> None:
     assert httpx.get(f"{keyed.url}/health").status_code == 200
+    # The page that tells a client a key is needed, and nothing secret.
+    page = httpx.get(f"{keyed.url}/")
+    assert page.status_code == 200 and page.json()["authentication"] == {
+        "required": True,
+        "type": "Bearer token",
+    }
+    assert "sk-first-key" not in page.text and "sk-second-key" not in page.text
+    assert httpx.head(f"{keyed.url}/").status_code == 200
     for method, path in [
-        ("GET", "/"),
         ("GET", "/v1/models"),
         ("GET", "/models/gemini-2.5-pro"),
         ("POST", "/v1/chat/completions"),

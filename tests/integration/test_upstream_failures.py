@@ -223,6 +223,36 @@ def test_google_error_event_inside_a_stream(proxy: Proxy, fake: FakeGoogle) -> N
     assert any('"content":"hi"' in frame for frame in frames)  # what came before the error is kept
 
 
+def test_a_stream_that_breaks_is_reported_to_the_pool_and_counted_as_an_error(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    """A 429 in the middle of a stream cools its key like one before the first byte would, and the
+    credential's usage shows the request once, with its error."""
+    proxy = start_proxy(gemini_api_keys=["key-a-11111111", "key-b-22222222"])
+    limited = {
+        "error": {
+            "code": 429,
+            "message": "You exceeded your current quota. Please retry in 30.5s.",
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}],
+        }
+    }
+    events = [{"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}, limited]
+    fake.push(Reply.stream(events))
+    frames = post(proxy, stream=True).text.split("\n\n")
+    assert '"code":"rate_limit_exceeded"' in frames[-3] and frames[-2] == "data: [DONE]"
+    broken = fake.generate_requests()[0].api_key
+    for _ in range(3):
+        assert post(proxy).status_code == 200
+    assert broken not in {r.api_key for r in fake.generate_requests()[1:]}  # cooling down
+    rows = httpx.get(f"{proxy.url}/v1/debug/credentials").json()["data"]
+    row = next(row for row in rows if broken is not None and row["label"].endswith(broken[-4:]))
+    assert row["state"] == "cooling"
+    assert row["usage"]["gemini-2.5-flash"]["requests"] == 1
+    assert row["usage"]["gemini-2.5-flash"]["errors"] == 1
+    assert row["usage"]["gemini-2.5-flash"]["last_error"] == "429 rate_limited"
+
+
 def test_secrets_never_echoed_in_errors(start_proxy: StartProxy, fake: FakeGoogle) -> None:
     proxy = start_proxy(gemini_api_keys=[SECRET_KEY])
     fake.push(Reply.error(400, f"API key {SECRET_KEY} has a problem", "INVALID_ARGUMENT"))

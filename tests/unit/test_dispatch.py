@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 from gemini_cli_proxy.pool.credentials import ApiKeyCredential
 from gemini_cli_proxy.pool.dispatch import Gateway, GoogleStream
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.pool.usage import UsageRecorder
 from gemini_cli_proxy.store.memory import MemoryStore
-from gemini_cli_proxy.upstream.aistudio import AiStudioClient
-from gemini_cli_proxy.upstream.codeassist import CodeAssistClient
 from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
-from gemini_cli_proxy.upstream.vertex import VertexClient
 
 OK: dict[str, Any] = {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]}
 
@@ -33,16 +30,23 @@ class ScriptedAiStudio:
             raise UpstreamError(Verdict.RATE_LIMITED, 429, "limited", retry_after=30.0)
         return OK
 
+    async def stream(
+        self,
+        cred: ApiKeyCredential,
+        model: str,
+        request: dict[str, Any],
+        *,
+        answer_within: float | None = None,
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        yield [await self.generate(cred, model, request)]
+
+    async def access_token(self, cred: ApiKeyCredential) -> None:
+        return None
+
 
 def gateway(keys: list[ApiKeyCredential], client: ScriptedAiStudio, store: MemoryStore) -> Gateway:
     scheduler = Scheduler(keys, store, clock=time.time)
-    return Gateway(
-        scheduler,
-        UsageRecorder(store, clock=time.time),
-        cast(AiStudioClient, client),
-        cast(CodeAssistClient, None),
-        vertex=cast(VertexClient, None),
-    )
+    return Gateway(scheduler, UsageRecorder(store, clock=time.time), {"aistudio": client})
 
 
 def test_a_request_skips_the_siblings_of_a_limited_project() -> None:
@@ -77,7 +81,12 @@ def test_closing_a_google_stream_closes_googles_response_even_before_it_is_itera
     async def scenario() -> None:
         inner = events()
         await anext(inner)  # the gateway takes the first batch itself
-        await GoogleStream(inner, ApiKeyCredential("key-for-the-test")).aclose()
+        store = MemoryStore()
+        key = ApiKeyCredential("key-for-the-test")
+        scheduler = Scheduler([key], store, clock=time.time)
+        await GoogleStream(
+            inner, key, "gemini-2.5-flash", scheduler, UsageRecorder(store, clock=time.time)
+        ).aclose()
         assert closed == [True]
 
     asyncio.run(scenario())

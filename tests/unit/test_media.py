@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from gemini_cli_proxy.errors import ProxyError
 from gemini_cli_proxy.translate.media import InlineData, media_part, media_urls, sniff_image
 from gemini_cli_proxy.upstream.media_fetch import GuardedResolver, RefusedAddress, is_blocked_address
-from gemini_cli_proxy.wire.openai import AudioPart, FilePart, ImagePart, parse_chat_request
+from gemini_cli_proxy.wire.openai import AudioPart, FilePart, ImagePart, error_type, parse_chat_request
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 24
@@ -49,7 +49,7 @@ def inline(mime: str, data: str) -> dict[str, Any]:
 def refusal(part: ImagePart | AudioPart | FilePart) -> ProxyError:
     with pytest.raises(ProxyError) as caught:
         media_part(part, PARAM, {})
-    assert caught.value.status == 400 and caught.value.type == "invalid_request_error"
+    assert caught.value.status == 400 and error_type(caught.value.status) == "invalid_request_error"
     return caught.value
 
 

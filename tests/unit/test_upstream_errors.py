@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from gemini_cli_proxy.upstream.errors import Verdict, from_response, to_proxy_error
+from gemini_cli_proxy.wire.openai import error_type
 
 from support import recording
 
@@ -40,7 +41,7 @@ def test_per_minute_rate_limit_carries_retry_after() -> None:
     # RetryInfo's whole seconds are truncated: a second more, so a spent quota is not tried early.
     assert failure.verdict is Verdict.RATE_LIMITED and failure.retry_after == 38.0
     error = to_proxy_error(failure)
-    assert (error.status, error.type, error.code) == (429, "requests", "rate_limit_exceeded")
+    assert (error.status, error_type(error.status), error.code) == (429, "requests", "rate_limit_exceeded")
     assert error.headers() == {"Retry-After": "38"}
 
 
@@ -121,13 +122,13 @@ def test_classification(status: int, google_status: str, reason: str, verdict: V
 )
 def test_contract_mapping(verdict_status: int, expected: tuple[int, str, str]) -> None:
     error = to_proxy_error(from_response(verdict_status, google_error(verdict_status, "X")))
-    assert (error.status, error.type, error.code) == expected
+    assert (error.status, error_type(error.status), error.code) == expected
 
 
 def test_recorded_400_passes_googles_message_through() -> None:
     rec = recording("aistudio-error-400-4")
     error = to_proxy_error(from_response(400, orjson.dumps(rec["response_body"])))
-    assert error.status == 400 and error.type == "invalid_request_error"
+    assert error.status == 400 and error_type(error.status) == "invalid_request_error"
     assert "Penalty is not enabled" in error.message
 
 

@@ -18,7 +18,7 @@ from gemini_cli_proxy.pool.credentials import (
     load_credentials,
 )
 from gemini_cli_proxy.settings import load_settings
-from gemini_cli_proxy.upstream.vertex import VertexClient, vertex_base_url
+from gemini_cli_proxy.upstream.vertex import VertexClient, vertex_base_url, vertex_express_models_url
 
 EMAIL = "proxy-sa@proj-file.iam.gserviceaccount.com"
 KEY_ID = "0123456789abcdef0123456789abcdef0badc0de"
@@ -202,7 +202,6 @@ def test_request_urls_for_each_kind_of_credential(tmp_path: Path) -> None:
         vertex_credentials=[str(_write(tmp_path / "a.json"))], vertex_location="asia-east1"
     )
     account = _service_account(load_credentials(settings))
-    key = VertexKeyCredential("AQ.vertex-express-secret-abcd")
     model = "gemini-2.5-pro"
 
     client = VertexClient(None, base_url=None)  # type: ignore[arg-type]  # URLs need no session
@@ -211,14 +210,12 @@ def test_request_urls_for_each_kind_of_credential(tmp_path: Path) -> None:
         "/publishers/google/models/gemini-2.5-pro:generateContent"
     )
     # Express mode has no project or location, and only the global host serves it.
-    assert client.url(key, model, "streamGenerateContent") == (
-        "https://aiplatform.googleapis.com/v1/publishers/google/models/gemini-2.5-pro:streamGenerateContent"
-    )
+    assert vertex_express_models_url() == "https://aiplatform.googleapis.com/v1/publishers/google/models/"
 
     local = VertexClient(None, base_url="http://127.0.0.1:8090/")  # type: ignore[arg-type]
     assert local.url(account, model, "generateContent").startswith(
         "http://127.0.0.1:8090/v1/projects/proj-file/locations/asia-east1/"
     )
-    assert local.url(key, model, "generateContent") == (
-        "http://127.0.0.1:8090/v1/publishers/google/models/gemini-2.5-pro:generateContent"
+    assert vertex_express_models_url("http://127.0.0.1:8090/") == (
+        "http://127.0.0.1:8090/v1/publishers/google/models/"
     )

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from gemini_cli_proxy.errors import ProxyError
-from gemini_cli_proxy.wire.openai import parse_chat_request
+from gemini_cli_proxy.wire.openai import error_type, parse_chat_request
 
 GOOD: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
 
@@ -17,7 +17,7 @@ def error_for(body: bytes | dict[str, Any]) -> ProxyError:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     with pytest.raises(ProxyError) as caught:
         parse_chat_request(raw)
-    assert caught.value.status == 400 and caught.value.type == "invalid_request_error"
+    assert caught.value.status == 400 and error_type(caught.value.status) == "invalid_request_error"
     return caught.value
 
 

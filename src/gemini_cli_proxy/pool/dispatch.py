@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProxyError
-from ..upstream.aistudio import AiStudioClient
-from ..upstream.codeassist import CodeAssistClient
+from ..upstream.client import Events, UpstreamClient
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
-from ..upstream.vertex import VertexClient
-from .credentials import ApiKeyCredential, Credential, OAuthCredential, VertexKeyCredential
+from .credentials import Credential
 from .scheduler import Scheduler
 from .usage import UsageRecorder
 
@@ -33,7 +31,14 @@ _FREE_FAILOVERS = frozenset(
     {Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID, Verdict.PERMISSION}
 )
 
-Events = AsyncGenerator[list[dict[str, Any]], None]  # batches of Google events, one per network read
+
+@dataclass(frozen=True, slots=True)
+class ProbeFailure:
+    """Why a debug probe of one credential failed: Google's status (0 when it never answered) and
+    its words, scrubbed of the credential's secrets."""
+
+    status: int
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +53,29 @@ class Gateway:
         self,
         scheduler: Scheduler,
         usage: UsageRecorder,
-        aistudio: AiStudioClient,
-        codeassist: CodeAssistClient,
+        clients: Mapping[str, UpstreamClient[Any]],
         *,
-        vertex: VertexClient,
         retry: RetryPolicy | None = None,
     ) -> None:
+        """`clients`: the upstream for each credential kind (`Credential.kind`) the pool holds."""
+        missing = {cred.kind for cred in scheduler.credentials} - clients.keys()
+        if missing:
+            raise ValueError(f"no upstream client for the credential kinds {sorted(missing)}")
         self._scheduler = scheduler
         self._usage = usage
-        self._aistudio = aistudio
-        self._codeassist = codeassist
-        self._vertex = vertex
+        self._clients = dict(clients)
         self._retry = retry or RetryPolicy()
         self._random = random.Random()
+
+    def _client(self, cred: Credential) -> UpstreamClient[Any]:
+        return self._clients[cred.kind]
 
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
             sent_at = time.time()
             try:
-                reply = await self._generate(cred, model, request)
+                reply = await self._client(cred).generate(cred, model, request)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure, sent_at)
                 continue
@@ -83,13 +91,7 @@ class Gateway:
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
             sent_at = time.time()
-            within = attempts.answer_within()
-            if isinstance(cred, ApiKeyCredential):
-                events = self._aistudio.stream(cred, model, request, answer_within=within)
-            elif isinstance(cred, OAuthCredential):
-                events = self._codeassist.stream(cred, model, request, answer_within=within)
-            else:
-                events = self._vertex.stream(cred, model, request, answer_within=within)
+            events = self._client(cred).stream(cred, model, request, answer_within=attempts.answer_within())
             try:
                 first = await anext(events)
             except StopAsyncIteration:
@@ -100,38 +102,29 @@ class Gateway:
                 await attempts.failed(cred, failure, sent_at)
                 continue
             await self._scheduler.report_success(cred, model, sent_at=sent_at)
-            return first, GoogleStream(events, cred), cred
+            return first, GoogleStream(events, cred, model, self._scheduler, self._usage), cred
         raise await attempts.give_up()
 
-    async def _generate(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(cred, ApiKeyCredential):
-            return await self._aistudio.generate(cred, model, request)
-        if isinstance(cred, OAuthCredential):
-            return await self._codeassist.generate(cred, model, request)
-        return await self._vertex.generate(cred, model, request)
-
-    async def generate_with(self, cred: Credential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        """One call through exactly this credential, outside the pool's rotation (debug tests).
-        Its success is a probe: it ends the credential's cooldown for that model early."""
+    async def probe(self, cred: Credential, model: str, request: dict[str, Any]) -> ProbeFailure | None:
+        """One call through exactly this credential, outside the pool's rotation (the debug tests):
+        None when it served, else what Google said. A success ends the credential's cooldown for
+        that model early."""
         try:
-            reply = await self._generate(cred, model, request)
+            await self._client(cred).generate(cred, model, request)
         except UpstreamError as failure:
             scrub_failure(failure, cred)
-            raise
+            return ProbeFailure(failure.status, failure.message)
         await self._scheduler.report_success(cred, model, probe=True)
-        return reply
+        return None
 
-    async def token_for(self, cred: Credential) -> str | None:
-        """A valid access token for a token-based credential (refreshed if needed); None for keys."""
-        if isinstance(cred, ApiKeyCredential | VertexKeyCredential):
-            return None
+    async def probe_token(self, cred: Credential) -> str | ProbeFailure | None:
+        """A valid access token for a token-based credential (refreshed if needed), None for a key,
+        or why Google would not give one."""
         try:
-            if isinstance(cred, OAuthCredential):
-                return await self._codeassist.access_token(cred)
-            return await self._vertex.access_token(cred)
+            return await self._client(cred).access_token(cred)
         except UpstreamError as failure:
             scrub_failure(failure, cred)
-            raise
+            return ProbeFailure(failure.status, failure.message)
 
     def _attempts(self, model: str) -> _Attempts:
         return _Attempts(self._scheduler, self._usage, self._retry, self._random, model)
@@ -147,15 +140,22 @@ def scrub_failure(failure: UpstreamError, cred: Credential) -> None:
 
 
 class GoogleStream:
-    """The rest of a stream after its first batch: a failure in it is scrubbed of the credential's
-    secrets like any other, and `aclose()` always closes Google's response, also when iteration
-    never began (a generator wrapper's would not)."""
+    """The rest of a stream after its first batch. A failure in it is Google's stream breaking after
+    the client got bytes: scrubbed of the credential's secrets, reported to the pool (a 429 still
+    cools the key) and counted as the credential's error, then raised as the ProxyError that ends
+    the client's stream. `aclose()` always closes Google's response, also when iteration never
+    began (a generator wrapper's would not)."""
 
-    __slots__ = ("_cred", "_events")
+    __slots__ = ("_cred", "_events", "_model", "_scheduler", "_usage")
 
-    def __init__(self, events: Events, cred: Credential) -> None:
+    def __init__(
+        self, events: Events, cred: Credential, model: str, scheduler: Scheduler, usage: UsageRecorder
+    ) -> None:
         self._events = events
         self._cred = cred
+        self._model = model
+        self._scheduler = scheduler
+        self._usage = usage
 
     def __aiter__(self) -> GoogleStream:
         return self
@@ -165,7 +165,12 @@ class GoogleStream:
             return await anext(self._events)
         except UpstreamError as failure:
             scrub_failure(failure, self._cred)
-            raise
+            # The request itself is counted when the stream ends (with its tokens): this adds its error.
+            self._usage.record(
+                self._cred.id, self._model, requests=0, error=f"{failure.status} {failure.verdict.value}"
+            )
+            await self._scheduler.report_failure(self._cred, self._model, failure)
+            raise to_proxy_error(failure) from None
 
     async def aclose(self) -> None:
         await self._events.aclose()

@@ -37,12 +37,15 @@ class UsageRecorder:
         tokens_in: int = 0,
         tokens_out: int = 0,
         error: str | None = None,
+        requests: int = 1,
     ) -> None:
-        """Cheap and synchronous: a request never waits for the store to count it."""
+        """Cheap and synchronous: a request never waits for the store to count it. `requests=0`
+        adds to a request already counted (an error in its stream)."""
         self._buffer.append(
             UsageEvent(
                 credential_id,
                 model,
+                requests=requests,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
                 errors=1 if error else 0,

@@ -7,12 +7,10 @@ import os
 import time
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from .. import errors
-from ..errors import ProxyError
-from ..middleware import LOG_FIELDS, OPEN_STREAM, end_stream
+from ..frontdoor import LOG_FIELDS, begin_stream, json_response
 from ..pool.dispatch import GoogleStream
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
@@ -21,7 +19,6 @@ from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
 from ..translate.signatures import conversation_digest, wanted_keys
 from ..translate.stream import StreamTranslator
-from ..upstream.errors import UpstreamError, to_proxy_error
 from ..wire.openai import parse_chat_request
 
 log = logging.getLogger("gemini_cli_proxy.chat")
@@ -100,7 +97,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
         if translated.notes:
             fields["gemini"] = repr("; ".join(translated.notes))
-        return web.Response(body=orjson.dumps(translated.completion), content_type="application/json")
+        return json_response(translated.completion)
     first, events, cred = await gateway.open_stream(info.id, gemini_request)
     fields["credential"] = repr(cred.label)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -142,13 +139,11 @@ async def _relay(
     events: GoogleStream,
     fields: dict[str, Any],
 ) -> web.StreamResponse:
-    """Send the stream. Past this point nothing is retried: the client has bytes already. What
-    goes wrong from here ends the stream with an error event (here, or in the error middleware
-    for what this does not expect), never with a second response."""
-    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    """Send the stream. Past this point nothing is retried: the client has bytes already. A failure
+    from here (Google's stream breaking is a ProxyError too) ends the stream in the error middleware,
+    with an error event, never with a second response."""
+    response = await begin_stream(request, SSE_HEADERS)
     try:
-        await response.prepare(request)
-        request[OPEN_STREAM] = response
         # One write per upstream read: few syscalls, and aiohttp's write applies back-pressure,
         # so a slow client slows the upstream read instead of making the proxy buffer.
         await response.write(_translate(translator, first))
@@ -157,10 +152,6 @@ async def _relay(
             if payload:
                 await response.write(payload)
         await response.write(_encode(translator.finish()) + DONE)
-    except UpstreamError as failure:
-        await end_stream(response, to_proxy_error(failure), fields)
-    except ProxyError as failure:
-        await end_stream(response, failure, fields)
     except ConnectionError:
         fields["client"] = "disconnected"
     finally:

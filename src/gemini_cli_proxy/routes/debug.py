@@ -8,23 +8,19 @@ import datetime as dt
 import time
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from .. import errors
+from ..frontdoor import json_response
 from ..pool.credentials import Credential, OAuthCredential, VertexServiceAccountCredential
+from ..pool.dispatch import ProbeFailure
 from ..runtime import Runtime, runtime_of
-from ..upstream.errors import UpstreamError
 
 TEST_MODEL = "gemini-2.5-flash"
 TEST_REQUEST: dict[str, Any] = {
     "contents": [{"role": "user", "parts": [{"text": "Reply with the word OK."}]}],
     "generationConfig": {"maxOutputTokens": 16, "thinkingConfig": {"thinkingBudget": 0}},
 }
-
-
-def _json(body: Any) -> web.Response:
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -59,7 +55,7 @@ async def cache(request: web.Request) -> web.Response:
                 "project_id": cred.project_id,
             }
         )
-    return _json({"object": "list", "data": entries, "timestamp": _iso(now)})
+    return json_response({"object": "list", "data": entries, "timestamp": _iso(now)})
 
 
 async def token_test(request: web.Request) -> web.Response:
@@ -69,10 +65,9 @@ async def token_test(request: web.Request) -> web.Response:
 
     async def check(cred: Credential) -> dict[str, Any]:
         before = cred.access_token if isinstance(cred, TokenCredential) else ""
-        try:
-            token = await gateway.token_for(cred)
-        except UpstreamError as failure:
-            return {**_describe(cred), "ok": False, "error": failure.message}
+        token = await gateway.probe_token(cred)
+        if isinstance(token, ProbeFailure):
+            return {**_describe(cred), "ok": False, "error": token.message}
         if token is None:
             return {**_describe(cred), "ok": True, "token": "not applicable (API key)"}
         expires = cred.expires_at if isinstance(cred, TokenCredential) else 0.0
@@ -84,7 +79,7 @@ async def token_test(request: web.Request) -> web.Response:
         }
 
     results = await asyncio.gather(*(check(cred) for cred in runtime.credentials))
-    return _json({"object": "list", "data": results})
+    return json_response({"object": "list", "data": results})
 
 
 async def full_test(request: web.Request) -> web.Response:
@@ -97,35 +92,42 @@ async def full_test(request: web.Request) -> web.Response:
 
     async def probe(cred: Credential) -> dict[str, Any]:
         started = time.perf_counter()
-        try:
-            await gateway.generate_with(cred, model, TEST_REQUEST)
-        except UpstreamError as failure:
-            outcome: dict[str, Any] = {"ok": False, "status": failure.status, "error": failure.message}
-        else:
-            outcome = {"ok": True}
+        failure = await gateway.probe(cred, model, TEST_REQUEST)
+        outcome: dict[str, Any] = (
+            {"ok": True}
+            if failure is None
+            else {"ok": False, "status": failure.status, "error": failure.message}
+        )
         return {**_describe(cred), **outcome, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     results = await asyncio.gather(*(probe(cred) for cred in runtime.credentials))
-    return _json({"object": "list", "model": model, "data": results})
+    return json_response({"object": "list", "model": model, "data": results})
 
 
 async def _credential_rows(runtime: Runtime) -> list[dict[str, Any]]:
     now = time.time()
     ids = [cred.id for cred in runtime.credentials]
     usage = await runtime.store.usage(ids)
+    models = sorted({model for per_model in usage.values() for model in per_model})
+    # Every credential at once, each model's cooldowns in one read (made together, the reads of a
+    # batching store travel in one round trip). The disabled flags come with any model's state; a
+    # pool that has served nothing yet reads them by the test model's name.
+    states = await asyncio.gather(
+        *(runtime.store.pool_state(ids, model, now) for model in models or [TEST_MODEL])
+    )
+    flags = states[0]
+    cooling = dict(zip(models, states, strict=False))
     rows = []
     for cred in runtime.credentials:
-        state = await runtime.store.pool_state([cred.id], "*", now)
         cooldowns = {}
         for model in usage.get(cred.id, {}):
-            model_state = await runtime.store.pool_state([cred.id], model, now)
-            if cred.id in model_state.cooldowns:
-                cooldown = model_state.cooldowns[cred.id]
+            cooldown = cooling[model].cooldowns.get(cred.id)
+            if cooldown is not None:
                 cooldowns[model] = {
                     "remaining_seconds": round(cooldown.until - now, 1),
                     "reason": cooldown.reason,
                 }
-        disabled = state.disabled.get(cred.id)
+        disabled = flags.disabled.get(cred.id)
         rows.append(
             {
                 **_describe(cred),
@@ -151,7 +153,7 @@ async def _credential_rows(runtime: Runtime) -> list[dict[str, Any]]:
 async def credentials(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     await runtime.usage.flush()  # show what has happened, not what was last batched
-    return _json({"object": "list", "data": await _credential_rows(runtime)})
+    return json_response({"object": "list", "data": await _credential_rows(runtime)})
 
 
 async def enable(request: web.Request) -> web.Response:
@@ -164,7 +166,7 @@ async def enable(request: web.Request) -> web.Response:
             404, f"No credential with id '{errors.shown(wanted)}'.", param="credential_id", code="not_found"
         )
     await runtime.scheduler.enable(cred)
-    return _json({**_describe(cred), "state": "enabled"})
+    return json_response({**_describe(cred), "state": "enabled"})
 
 
 def register(app: web.Application) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from .. import errors
+from ..frontdoor import json_response
 from ..runtime import runtime_of
 
 
 async def list_models(request: web.Request) -> web.Response:
     listing = runtime_of(request).catalog.listing()
-    return web.Response(body=orjson.dumps(listing), content_type="application/json")
+    return json_response(listing)
 
 
 async def get_model(request: web.Request) -> web.Response:
@@ -19,7 +19,7 @@ async def get_model(request: web.Request) -> web.Response:
     info = runtime_of(request).catalog.get(model_id)
     if info is None:
         raise errors.model_not_found(model_id)
-    return web.Response(body=orjson.dumps(info.as_openai()), content_type="application/json")
+    return json_response(info.as_openai())
 
 
 def register(app: web.Application) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from .. import __version__
+from ..frontdoor import json_response
 from ..runtime import runtime_of
 
 DOCUMENTATION_URL = "https://github.com/gemini-cli-proxy/gemini-cli-proxy#readme"
@@ -32,14 +32,12 @@ def _service_info(request: web.Request) -> dict[str, Any]:
 
 
 async def info(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(_service_info(request)), content_type="application/json")
+    return json_response(_service_info(request))
 
 
 async def health(request: web.Request) -> web.Response:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return web.Response(
-        body=orjson.dumps({"status": "ok", "timestamp": now}), content_type="application/json"
-    )
+    return json_response({"status": "ok", "timestamp": now})
 
 
 def register(app: web.Application) -> None:

@@ -1,34 +1,52 @@
-"""Google AI Studio (generativelanguage.googleapis.com) with API keys."""
+"""API keys: Google AI Studio's (generativelanguage.googleapis.com) and Vertex AI's express-mode keys.
+
+Both take the key in a header and answer plain GenerateContentResponses; only where the models live
+differs: AI Studio's `{base}/v1beta/models/{model}:method`, Vertex express mode's
+`https://aiplatform.googleapis.com/v1/publishers/google/models/{model}:method` (no project or
+location: Google derives them from the key, and only the global host serves it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from ..pool.credentials import ApiKeyCredential
-from .http import encode, request_json, sse_events
+from .client import Events
+from .http import encode, key_headers, request_json, sse_events
 from .replies import gemini_reply
 
 
-class AiStudioClient:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+class KeyCredential(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    def secrets(self) -> tuple[str, ...]: ...
+
+
+def aistudio_models_url(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/v1beta/models/"
+
+
+class ApiKeyClient:
+    """Calls with an API key; an UpstreamClient for AI Studio keys and for Vertex express keys.
+
+    A key Google refuses stays refused: there is no token to renew."""
+
+    def __init__(self, session: aiohttp.ClientSession, models_url: str) -> None:
         self._session = session
-        self._base = f"{base_url.rstrip('/')}/v1beta/models/"
+        self._models = models_url  # ends with "/": the model id and method follow
 
-    @staticmethod
-    def _headers(cred: ApiKeyCredential) -> dict[str, str]:
-        # The key goes in a header, never in `?key=`, which ends up in access logs.
-        return {"Content-Type": "application/json", "x-goog-api-key": cred.key}
+    async def access_token(self, cred: KeyCredential) -> None:
+        """An API key has no token."""
+        return None
 
-    async def generate(self, cred: ApiKeyCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self._base}{model}:generateContent"
+    async def generate(self, cred: KeyCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
         reply: dict[str, Any] = await request_json(
             self._session,
             "POST",
-            url,
-            headers=self._headers(cred),
+            f"{self._models}{model}:generateContent",
+            headers=key_headers(cred.key),
             body=encode(request),
             secrets=cred.secrets(),
             parse=gemini_reply,
@@ -37,17 +55,16 @@ class AiStudioClient:
 
     def stream(
         self,
-        cred: ApiKeyCredential,
+        cred: KeyCredential,
         model: str,
         request: dict[str, Any],
         *,
         answer_within: float | None = None,
-    ) -> AsyncGenerator[list[dict[str, Any]], None]:
-        url = f"{self._base}{model}:streamGenerateContent?alt=sse"
+    ) -> Events:
         return sse_events(
             self._session,
-            url,
-            headers=self._headers(cred),
+            f"{self._models}{model}:streamGenerateContent?alt=sse",
+            headers=key_headers(cred.key),
             body=encode(request),
             secrets=cred.secrets(),
             parse=gemini_reply,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -18,11 +17,13 @@ import aiohttp
 
 from ..pool.credentials import OAuthCredential
 from ..store.base import StateStore
+from .client import Events
 from .errors import UpstreamError, Verdict
-from .http import encode, request_json, sse_events
+from .http import bearer_headers, encode, request_json, sse_events
 from .oauth import TokenManager
 from .replies import Parser, any_json, code_assist_reply_of
 from .singleflight import SingleFlight
+from .tokens import call_with_token, stream_with_token
 
 log = logging.getLogger("gemini_cli_proxy.codeassist")
 
@@ -70,27 +71,22 @@ class CodeAssistClient:
         get: bool = False,
         parse: Parser = any_json,
     ) -> Any:
-        """One JSON call with a fresh token; a 401 gets one forced refresh and one retry."""
+        """One JSON call with a fresh token (see tokens.call_with_token)."""
         url = f"{self._base}:{method}" if not get else f"{self._base}/{method}"
         payload = encode(body) if body is not None else None
-        token = ""
-        for attempt in (1, 2):
-            token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-            try:
-                return await request_json(
-                    self._session,
-                    "GET" if get else "POST",
-                    url,
-                    headers=headers,
-                    body=payload,
-                    secrets=cred.secrets(),
-                    parse=parse,
-                )
-            except UpstreamError as exc:
-                if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+
+        async def call(token: str) -> Any:
+            return await request_json(
+                self._session,
+                "GET" if get else "POST",
+                url,
+                headers=bearer_headers(token),
+                body=payload,
+                secrets=cred.secrets(),
+                parse=parse,
+            )
+
+        return await call_with_token(self._tokens, cred, call)
 
     async def access_token(self, cred: OAuthCredential) -> str:
         return await self._tokens.access_token(cred)
@@ -179,34 +175,22 @@ class CodeAssistClient:
         request: dict[str, Any],
         *,
         answer_within: float | None = None,
-    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+    ) -> Events:
         body = encode(await self._envelope(cred, model, request))
         url = f"{self._base}:streamGenerateContent?alt=sse"
-        token = ""
-        for attempt in (1, 2):
-            token = await self._tokens.access_token(cred, force=attempt == 2, stale=token)
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-            events = sse_events(
+
+        def open_stream(token: str) -> Events:
+            return sse_events(
                 self._session,
                 url,
-                headers=headers,
+                headers=bearer_headers(token),
                 body=body,
                 secrets=cred.secrets(),
                 parse=code_assist_reply_of,
                 answer_within=answer_within,
             )
-            # aclosing: a client that goes away mid-stream closes the upstream response too.
-            async with aclosing(events):
-                try:
-                    first = await anext(events)
-                except StopAsyncIteration:
-                    return
-                except UpstreamError as exc:
-                    if exc.verdict is not Verdict.UNAUTHENTICATED or attempt == 2:
-                        raise
-                    continue
-                del request, body  # not needed again: an open stream holds only what it relays
-                yield first
-                async for batch in events:
-                    yield batch
-                return
+
+        del request  # an open stream holds only what it relays
+        async with aclosing(stream_with_token(self._tokens, cred, open_stream)) as events:
+            async for batch in events:
+                yield batch

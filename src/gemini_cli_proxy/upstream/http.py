@@ -240,3 +240,12 @@ def encode(request: Any) -> bytes:
 
 def timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=read)
+
+
+def key_headers(key: str) -> dict[str, str]:
+    # The key goes in a header, never in `?key=`, which ends up in access logs.
+    return {"Content-Type": "application/json", "x-goog-api-key": key}
+
+
+def bearer_headers(token: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}

@@ -15,11 +15,8 @@ import orjson
 
 from ..pool.credentials import OAuthCredential
 from ..store.base import StateStore
-from .singleflight import SingleFlight
 from .token_exchange import exchange_token, expiry
-
-# Refresh this long before expiry, so a token never dies in the middle of a long stream's start.
-REFRESH_MARGIN_SECONDS = 300.0
+from .tokens import REFRESH_MARGIN_SECONDS, TokenCache
 
 log = logging.getLogger("gemini_cli_proxy.oauth")
 
@@ -39,8 +36,9 @@ def write_back(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-class TokenManager:
-    """Hands out valid access tokens; concurrent callers share one refresh per credential."""
+class TokenManager(TokenCache[OAuthCredential]):
+    """Tokens of gemini-cli accounts, refreshed with their refresh tokens and shared between
+    instances through the store."""
 
     def __init__(
         self,
@@ -52,25 +50,11 @@ class TokenManager:
         clock: Callable[[], float],
         store: StateStore | None = None,
     ) -> None:
+        super().__init__(self._refresh, clock=clock)
         self._session = session
         self._token_url = token_url
         self._client = {"client_id": client_id, "client_secret": client_secret}
-        self._clock = clock
         self._store = store
-        self._refreshes: SingleFlight[str] = SingleFlight()
-
-    def is_fresh(self, cred: OAuthCredential) -> bool:
-        return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
-
-    async def access_token(self, cred: OAuthCredential, *, force: bool = False, stale: str = "") -> str:
-        """A token for `cred`. `force` refreshes even a token that looks fresh, unless it already
-        differs from `stale` (the one Google refused), i.e. another request refreshed it meanwhile."""
-        if not force and self.is_fresh(cred):
-            return cred.access_token
-        if force and stale and cred.access_token and cred.access_token != stale:
-            return cred.access_token
-        refused = stale or cred.access_token
-        return await self._refreshes.run(cred.id, lambda: self._refresh(cred, refused))
 
     async def _shared_token(self, cred: OAuthCredential, stale: str) -> str | None:
         """A fresh token another instance already refreshed and shared through the store."""
@@ -85,7 +69,7 @@ class TokenManager:
         cred.access_token, cred.expires_at = shared["access_token"], float(shared["expires_at"])
         return cred.access_token
 
-    async def _refresh(self, cred: OAuthCredential, stale: str = "") -> str:
+    async def _refresh(self, cred: OAuthCredential, stale: str) -> str:
         shared = await self._shared_token(cred, stale)
         if shared is not None:
             return shared

@@ -3,7 +3,7 @@
 The assertion is built and signed with google-auth (RFC 7523's jwt-bearer grant, as google-auth's own
 service_account.Credentials does), but the exchange goes over the proxy's aiohttp session: google-auth's
 refresh is a blocking HTTP call that would stall the event loop. A token is kept on its credential
-until REFRESH_MARGIN_SECONDS before it expires, and concurrent callers share one exchange.
+as long as tokens.TokenCache keeps tokens, and concurrent callers share one exchange.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import aiohttp
 from google.auth import jwt
 
 from ..pool.credentials import VertexServiceAccountCredential
-from .oauth import REFRESH_MARGIN_SECONDS
-from .singleflight import SingleFlight
 from .token_exchange import exchange_token, expiry
+from .tokens import TokenCache
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -41,30 +40,15 @@ def signed_assertion(cred: VertexServiceAccountCredential, now: float) -> str:
     return token.decode("ascii")
 
 
-class ServiceAccountTokens:
-    """Hands out valid access tokens for service accounts; one exchange at a time per credential."""
+class ServiceAccountTokens(TokenCache[VertexServiceAccountCredential]):
+    """Tokens of service accounts, minted from signed assertions."""
 
     def __init__(self, session: aiohttp.ClientSession, *, clock: Callable[[], float]) -> None:
-        self._session = session
         # Wall-clock time: the token endpoint checks the assertion's iat/exp against its own clock.
-        self._clock = clock
-        self._exchanges: SingleFlight[str] = SingleFlight()
+        super().__init__(self._mint_for, clock=clock)
+        self._session = session
 
-    def is_fresh(self, cred: VertexServiceAccountCredential) -> bool:
-        return bool(cred.access_token) and cred.expires_at - self._clock() > REFRESH_MARGIN_SECONDS
-
-    async def access_token(
-        self, cred: VertexServiceAccountCredential, *, force: bool = False, stale: str = ""
-    ) -> str:
-        """A token for `cred`. `force` mints a new one even if the cached one looks fresh, unless it
-        already differs from `stale` (the one Vertex refused): another request re-minted meanwhile."""
-        if not force and self.is_fresh(cred):
-            return cred.access_token
-        if force and stale and cred.access_token and cred.access_token != stale:
-            return cred.access_token
-        return await self._exchanges.run(cred.id, lambda: self._mint(cred))
-
-    async def _mint(self, cred: VertexServiceAccountCredential) -> str:
+    async def _mint_for(self, cred: VertexServiceAccountCredential, refused: str) -> str:
         started = self._clock()
         form = {"grant_type": JWT_BEARER_GRANT, "assertion": signed_assertion(cred, started)}
         token, reply = await exchange_token(

@@ -299,3 +299,27 @@ def _validation_error(exc: ValidationError) -> ProxyError:
     if param == "messages" and chosen["type"] == "too_short":
         return invalid_request("'messages' must contain at least one message.", param="messages", code=code)
     return invalid_request(message, param=param, code=code)
+
+
+def error_type(status: int) -> str:
+    """OpenAI's `type` for an error of this status (CONTRACT.md's table)."""
+    if status == 403:
+        return "permission_error"
+    if status == 429:
+        return "requests"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def error_body(error: ProxyError) -> dict[str, Any]:
+    """`{"error": {message, type, param, code}}`: OpenAI's error, as a response and as a stream's
+    last event."""
+    return {
+        "error": {
+            "message": error.message,
+            "type": error_type(error.status),
+            "param": error.param,
+            "code": error.code,
+        }
+    }

@@ -1,0 +1,31 @@
+"""What the gateway needs from an upstream: AI Studio, Code Assist and Vertex each implement it for
+their kinds of credential, and the gateway picks one per credential kind, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol, TypeVar
+
+# A stream's events, in batches: one batch per network read (translating a read's events together
+# costs one write to the client instead of one per event).
+Events = AsyncGenerator[list[dict[str, Any]], None]
+
+Cred = TypeVar("Cred", contravariant=True)
+
+
+class UpstreamClient(Protocol[Cred]):
+    async def generate(self, cred: Cred, model: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One GenerateContentResponse; an UpstreamError for whatever else Google answers."""
+        ...
+
+    def stream(
+        self, cred: Cred, model: str, request: dict[str, Any], *, answer_within: float | None = None
+    ) -> Events:
+        """The events of one streamed generation. `answer_within`: seconds for the response to
+        begin (its headers), else the session's timeout."""
+        ...
+
+    async def access_token(self, cred: Cred) -> str | None:
+        """A valid access token for `cred` (refreshed or minted if needed); None when the
+        credential has none (an API key)."""
+        ...
