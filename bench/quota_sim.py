@@ -40,8 +40,8 @@ from aiohttp import web
 
 from common import Processes, clean_env, start_proxy, start_redis
 from gemini_cli_proxy.app import create_app
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential
-from gemini_cli_proxy.runtime import RUNTIME
+from gemini_cli_proxy.credentials import ApiKeyCredential
+from gemini_cli_proxy.runtime import runtime_of_app
 from gemini_cli_proxy.settings import Settings
 
 MODEL = "gemini-2.5-flash"
@@ -383,7 +383,7 @@ async def simulate(
 
 def _siblings_line(app: web.Application, projects: dict[str, str]) -> str:
     """How many of the key pairs an instance took for siblings really share a project."""
-    inferring, pairs = app[RUNTIME].scheduler.inferred_siblings()
+    inferring, pairs = runtime_of_app(app).scheduler.inferred_siblings()
     right = sum(1 for a, b in pairs if projects[a.secrets()[0]] == projects[b.secrets()[0]])
     state = "on" if inferring else "off (windows end together across projects)"
     return f"sibling inference {state}: {len(pairs)} key pairs taken for siblings, {right} of them right"

@@ -56,15 +56,15 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
             "could spend your Google quota. Set PROXY_API_KEYS, or bind to 127.0.0.1."
         )
     from .app import create_app  # imported here so `--help` stays fast
-    from .runtime import RUNTIME
+    from .runtime import SETUP
     from .startup import summary
 
     try:
         app = create_app(settings)
     except (ValueError, OSError) as exc:
         _fail(f"could not start: {exc}")
-    runtime = app[RUNTIME]
-    banner = summary(runtime.credentials, settings.proxy_state_url, runtime.catalog)
+    setup = app[SETUP]
+    banner = summary(setup.credentials, settings.proxy_state_url, setup.catalog)
     grace = settings.proxy_shutdown_grace
     if settings.proxy_workers > 1:
         if settings.proxy_state_url.lower().startswith("memory://"):

@@ -7,19 +7,29 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .catalog import Catalog
-from .pool.credentials import Credential
+from .credentials import Credential
+from .media_fetch import MediaFetcher
 from .pool.dispatch import Gateway
 from .pool.scheduler import Scheduler
 from .pool.usage import UsageRecorder
 from .settings import Settings
 from .signature_cache import SignatureCache
 from .store.base import StateStore
-from .upstream.media_fetch import MediaFetcher
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What create_app checked before serving (a bad setting or credential file stops start-up
+    there, with one clear message); the app's lifespan builds the Runtime from it."""
+
+    settings: Settings
+    credentials: list[Credential]
+    catalog: Catalog
 
 
 @dataclass
 class Runtime:
-    """Built by create_app; the gateway and the media fetcher exist while the app is running."""
+    """Everything the handlers share while the app runs: built by the app's lifespan (app.py)."""
 
     settings: Settings
     catalog: Catalog
@@ -28,23 +38,27 @@ class Runtime:
     scheduler: Scheduler
     usage: UsageRecorder
     signatures: SignatureCache
-    safety: list[dict[str, str]] | None = None  # the safetySettings every request carries
-    gateway: Gateway | None = None
-    media: MediaFetcher | None = None
-
-    def require_gateway(self) -> Gateway:
-        if self.gateway is None:
-            raise RuntimeError("the app has not started")
-        return self.gateway
-
-    def require_media(self) -> MediaFetcher:
-        if self.media is None:
-            raise RuntimeError("the app has not started")
-        return self.media
+    gateway: Gateway
+    media: MediaFetcher
 
 
-RUNTIME = web.AppKey("runtime", Runtime)
+@dataclass
+class Running:
+    """The Runtime while the app runs (an app's items cannot change once it has started)."""
+
+    runtime: Runtime | None = None
+
+
+SETUP = web.AppKey("setup", Setup)
+RUNNING = web.AppKey("running", Running)
+
+
+def runtime_of_app(app: web.Application) -> Runtime:
+    runtime = app[RUNNING].runtime
+    if runtime is None:
+        raise RuntimeError("the app is not running")
+    return runtime
 
 
 def runtime_of(request: web.Request) -> Runtime:
-    return request.app[RUNTIME]
+    return runtime_of_app(request.app)

@@ -48,11 +48,11 @@ async def _until_signalled() -> None:
 def read_timeout_of(app: web.Application) -> float:
     """The PROXY_REQUEST_READ_TIMEOUT of the settings the app was built from; the default for an app built
     without settings (the fake Google)."""
-    from .runtime import RUNTIME  # here: the runtime imports the whole proxy, which `--help` need not load
+    from .runtime import SETUP  # here: the runtime imports the whole proxy, which `--help` need not load
 
-    runtime = app.get(RUNTIME)
-    if runtime is not None:
-        return runtime.settings.proxy_request_read_timeout
+    setup = app.get(SETUP)
+    if setup is not None:
+        return setup.settings.proxy_request_read_timeout
     default: float = Settings.model_fields["proxy_request_read_timeout"].default
     return default
 

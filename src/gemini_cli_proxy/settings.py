@@ -23,6 +23,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from .wire.safety import SafetySetting, parse_safety_settings
+
 # gemini-cli's OAuth client: an "installed application" client, which Google documents as not
 # confidential (RFC 8252); its refresh tokens can only be redeemed with this pair. The secret is
 # split only so that secret scanners do not mistake this public constant for a leaked one.
@@ -111,8 +113,10 @@ class Settings(BaseSettings):
     # convention), `<think>` tags inside content (for clients that read only content), or nowhere.
     proxy_reasoning_output: Literal["reasoning_content", "think_tags", "hidden"] = "reasoning_content"
     # safetySettings sent with every request: one threshold for all categories, CATEGORY=THRESHOLD
-    # pairs, or `default` for Google's own. OFF: a gateway should not censor its callers twice.
-    proxy_safety_settings: str = "OFF"
+    # pairs, or `default` for Google's own (None). OFF: a gateway should not censor its callers twice.
+    proxy_safety_settings: Annotated[list[SafetySetting] | None, NoDecode] = Field(
+        default_factory=lambda: parse_safety_settings("OFF")
+    )
 
     # Not in CONTRACT.md's table: operational limits an operator may want to tune.
     proxy_max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
@@ -148,6 +152,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("proxy_safety_settings", mode="before")
+    @classmethod
+    def _parse_safety(cls, value: Any) -> Any:
+        return parse_safety_settings(value) if isinstance(value, str) else value
 
     @field_validator("proxy_log_level")
     @classmethod

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from .catalog import Catalog
-from .pool.credentials import Credential
+from .credentials import Credential
 
 _KINDS = {
     "aistudio": ("AI Studio key", "AI Studio keys"),

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from gemini_cli_proxy.runtime import RUNTIME
+from gemini_cli_proxy.media_fetch import IPAddress, MediaFetcher
+from gemini_cli_proxy.runtime import runtime_of_app
 from gemini_cli_proxy.testing import FakeGoogle
-from gemini_cli_proxy.upstream.media_fetch import IPAddress, MediaFetcher
 
 from conftest import Proxy, StartProxy
 from support import LoopThread
@@ -212,14 +212,14 @@ def swap_fetcher(loop_thread: LoopThread) -> Iterator[Any]:
     def swap(proxy: Proxy, **kwargs: Any) -> MediaFetcher:
         fetcher = MediaFetcher(**kwargs)
         loop_thread.run(fetcher.start())
-        runtime = proxy.app[RUNTIME]
+        runtime = runtime_of_app(proxy.app)
         swapped.append((proxy, fetcher, runtime.media))
         runtime.media = fetcher
         return fetcher
 
     yield swap
     for proxy, fetcher, original in swapped:
-        proxy.app[RUNTIME].media = original
+        runtime_of_app(proxy.app).media = original
         loop_thread.run(fetcher.close())
 
 

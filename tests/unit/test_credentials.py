@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential, OAuthCredential, load_credentials
+from gemini_cli_proxy.credentials import ApiKeyCredential, OAuthCredential
+from gemini_cli_proxy.pool.loading import load_credentials
 from gemini_cli_proxy.settings import load_settings
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential
+from gemini_cli_proxy.credentials import ApiKeyCredential
 from gemini_cli_proxy.pool.dispatch import Gateway, GoogleStream
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.pool.usage import UsageRecorder

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from gemini_cli_proxy.errors import ProxyError
+from gemini_cli_proxy.media_fetch import GuardedResolver, RefusedAddress, is_blocked_address
 from gemini_cli_proxy.translate.media import InlineData, media_part, media_urls, sniff_image
-from gemini_cli_proxy.upstream.media_fetch import GuardedResolver, RefusedAddress, is_blocked_address
 from gemini_cli_proxy.wire.openai import AudioPart, FilePart, ImagePart, error_type, parse_chat_request
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24

@@ -8,7 +8,7 @@ import asyncio
 
 import orjson
 
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential, Credential
+from gemini_cli_proxy.credentials import ApiKeyCredential, Credential
 from gemini_cli_proxy.pool.quota import INPUT_TOKENS, REQUESTS, Limit, QuotaBook, per_minute_limits
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.store.base import UsageEvent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential
+from gemini_cli_proxy.credentials import ApiKeyCredential
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.store.base import Cooldown
 from gemini_cli_proxy.store.memory import MemoryStore

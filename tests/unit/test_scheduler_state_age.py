@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from gemini_cli_proxy.credentials import ApiKeyCredential, Credential
 from gemini_cli_proxy.errors import ProxyError
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential, Credential
 from gemini_cli_proxy.pool.scheduler import Scheduler
 from gemini_cli_proxy.store.base import Cooldown, PoolState
 from gemini_cli_proxy.store.memory import MemoryStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gemini_cli_proxy.catalog import Catalog
-from gemini_cli_proxy.pool.credentials import ApiKeyCredential, OAuthCredential, VertexKeyCredential
+from gemini_cli_proxy.credentials import ApiKeyCredential, OAuthCredential, VertexKeyCredential
 from gemini_cli_proxy.startup import describe_credentials, describe_state_url, summary
 
 

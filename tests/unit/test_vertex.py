@@ -12,11 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gemini_cli_proxy.pool.credentials import (
-    VertexKeyCredential,
-    VertexServiceAccountCredential,
-    load_credentials,
-)
+from gemini_cli_proxy.credentials import VertexKeyCredential, VertexServiceAccountCredential
+from gemini_cli_proxy.pool.loading import load_credentials
 from gemini_cli_proxy.settings import load_settings
 from gemini_cli_proxy.upstream.vertex import VertexClient, vertex_base_url, vertex_express_models_url
 

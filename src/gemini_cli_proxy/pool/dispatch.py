@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..credentials import Credential
 from ..errors import ProxyError
 from ..upstream.client import Events, UpstreamClient
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
-from .credentials import Credential
 from .scheduler import Scheduler
 from .usage import UsageRecorder
 

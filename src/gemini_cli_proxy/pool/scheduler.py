@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from .. import errors
+from ..credentials import ApiKeyCredential, Credential
 from ..errors import ProxyError
 from ..store.base import Cooldown, PoolState, StateStore, UsageEvent
 from ..upstream.errors import UpstreamError, Verdict
-from .credentials import ApiKeyCredential, Credential
 from .quota import BUCKET_SECONDS, BUCKETS, QuotaBook
 
 log = logging.getLogger("gemini_cli_proxy.pool")

@@ -58,14 +58,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise errors.model_not_found(req.model)
     reasoning_output = runtime.settings.proxy_reasoning_output
     urls = media_urls(req)
-    fetched = await runtime.require_media().fetch_all(urls) if urls else {}
+    fetched = await runtime.media.fetch_all(urls) if urls else {}
     keys = wanted_keys(req)
     gemini_request, names = to_gemini_request(
         req,
         info,
         show_thoughts=reasoning_output != "hidden",
         media=fetched,
-        safety=runtime.safety,
+        safety=runtime.settings.proxy_safety_settings,
         # Only Gemini 3 refuses a turn without its signature: only then is a store round trip worth it.
         known_signatures=await runtime.signatures.lookup(keys, shared=info.thinking == "level")
         if keys
@@ -76,7 +76,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     fields = request[LOG_FIELDS]
     fields["model"] = info.id
     fields["stream"] = "true" if stream else "false"
-    gateway = runtime.require_gateway()
+    gateway = runtime.gateway
     created = int(time.time())
     if not stream:
         reply, cred = await gateway.generate(info.id, gemini_request)

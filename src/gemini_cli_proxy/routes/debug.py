@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import errors
+from ..credentials import Credential, OAuthCredential, VertexServiceAccountCredential
 from ..frontdoor import json_response
-from ..pool.credentials import Credential, OAuthCredential, VertexServiceAccountCredential
 from ..pool.dispatch import ProbeFailure
 from ..runtime import Runtime, runtime_of
 
@@ -61,7 +61,7 @@ async def cache(request: web.Request) -> web.Response:
 async def token_test(request: web.Request) -> web.Response:
     """Each token-based credential's token: valid, or refreshed now, or why not."""
     runtime = runtime_of(request)
-    gateway = runtime.require_gateway()
+    gateway = runtime.gateway
 
     async def check(cred: Credential) -> dict[str, Any]:
         before = cred.access_token if isinstance(cred, TokenCredential) else ""
@@ -85,7 +85,7 @@ async def token_test(request: web.Request) -> web.Response:
 async def full_test(request: web.Request) -> web.Response:
     """A real, minimal generate through every credential, with latency and outcome."""
     runtime = runtime_of(request)
-    gateway = runtime.require_gateway()
+    gateway = runtime.gateway
     model = request.query.get("model", TEST_MODEL)
     if runtime.catalog.get(model) is None:
         raise errors.model_not_found(model)

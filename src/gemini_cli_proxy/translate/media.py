@@ -1,6 +1,6 @@
 """OpenAI media content parts (images, audio, PDF files) -> Gemini `inlineData` parts. Pure: no I/O.
 
-Images given by http(s) URL are fetched by the caller (`upstream.media_fetch`) before translation;
+Images given by http(s) URL are fetched by the caller (`media_fetch`) before translation;
 `media_urls` lists what to fetch and `media_part` looks the results up, so this module never touches
 the network. Everything a client can get wrong here is a 400 that names the exact part.
 """

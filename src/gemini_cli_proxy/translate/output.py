@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from ..catalog import ModelInfo
 from ..errors import invalid_request
 from ..wire.openai import ChatCompletionRequest
 from .tools import clean_schema
-
-# The categories every Gemini model takes a threshold for; CIVIC_INTEGRITY only newer ones, so it
-# is set only when named explicitly.
-HARM_CATEGORIES: Final = (
-    "HARM_CATEGORY_HARASSMENT",
-    "HARM_CATEGORY_HATE_SPEECH",
-    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
-    "HARM_CATEGORY_DANGEROUS_CONTENT",
-)
-NAMED_CATEGORIES: Final = (*HARM_CATEGORIES, "HARM_CATEGORY_CIVIC_INTEGRITY")
-THRESHOLDS: Final = frozenset(
-    {"OFF", "BLOCK_NONE", "BLOCK_ONLY_HIGH", "BLOCK_MEDIUM_AND_ABOVE", "BLOCK_LOW_AND_ABOVE"}
-)
 
 
 def response_format_config(response_format: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -69,29 +56,6 @@ def logprobs_config(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, A
     if req.top_logprobs:
         config["logprobs"] = req.top_logprobs
     return config
-
-
-def safety_settings(spec: str) -> list[dict[str, str]] | None:
-    """The safetySettings every request carries, from the PROXY_SAFETY_SETTINGS setting:
-    `default` (send none: Google's defaults), one threshold for every category (e.g. `OFF`),
-    or `CATEGORY=THRESHOLD` pairs, comma-separated (the rest left at Google's defaults)."""
-    text = spec.strip()
-    if text.lower() == "default":
-        return None
-    if "=" not in text:
-        threshold = text.upper()
-        if threshold not in THRESHOLDS:
-            raise ValueError(f"unknown safety threshold {text!r}; use one of {', '.join(sorted(THRESHOLDS))}")
-        return [{"category": category, "threshold": threshold} for category in HARM_CATEGORIES]
-    settings = []
-    for pair in text.split(","):
-        category, _, threshold = pair.partition("=")
-        name = category.strip().upper()
-        name = name if name.startswith("HARM_CATEGORY_") else f"HARM_CATEGORY_{name}"
-        if name not in NAMED_CATEGORIES or threshold.strip().upper() not in THRESHOLDS:
-            raise ValueError(f"invalid safety setting {pair.strip()!r}")
-        settings.append({"category": name, "threshold": threshold.strip().upper()})
-    return settings
 
 
 def openai_logprobs(result: Any) -> dict[str, Any] | None:

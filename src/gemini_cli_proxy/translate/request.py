@@ -6,12 +6,13 @@ before any upstream call, rather than silently dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalog import ModelInfo
 from ..errors import ProxyError, invalid_request
 from ..wire.openai import ChatCompletionRequest
+from ..wire.safety import SafetySetting
 from .media import InlineData
 from .messages import ContentsBuilder
 from .output import logprobs_config, response_format_config
@@ -95,7 +96,7 @@ def to_gemini_request(
     *,
     show_thoughts: bool = True,
     media: Mapping[str, InlineData] | None = None,
-    safety: list[dict[str, str]] | None = None,
+    safety: Sequence[SafetySetting] | None = None,
     known_signatures: Mapping[str, str] | None = None,
     max_media_bytes: int | None = None,
 ) -> tuple[dict[str, Any], NameMap]:
@@ -132,7 +133,7 @@ def to_gemini_request(
     if system_parts:
         body["systemInstruction"] = {"parts": system_parts}
     if safety:
-        body["safetySettings"] = safety
+        body["safetySettings"] = list(safety)
     if functions:
         body["tools"] = [{"functionDeclarations": function_declarations(functions, names)}]
         legacy = req.tool_choice is None

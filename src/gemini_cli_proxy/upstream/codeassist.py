@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from ..pool.credentials import OAuthCredential
+from ..credentials import OAuthCredential
 from ..store.base import StateStore
 from .client import Events
 from .errors import UpstreamError, Verdict

@@ -13,14 +13,13 @@ upstream that trickles one byte at a time, or only SSE comments, cannot hold a r
 from __future__ import annotations
 
 import asyncio
-import errno
-import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
 import aiohttp
 import orjson
 
+from ..connection import describe
 from ..errors import invalid_request
 from ..sse import MAX_EVENT_BYTES, EventTooLarge, SSEDecoder
 from .errors import UpstreamError, from_response, garbage, timed_out, unreachable
@@ -32,35 +31,6 @@ T = TypeVar("T")
 MAX_REPLY_BYTES: Final = 64 * 1024 * 1024
 _REDIRECTS: Final = range(300, 400)
 DEFAULT_PATIENCE: Final = 300.0  # for a session built without a read timeout
-
-
-def describe(exc: BaseException, peer: str = "Google") -> str:
-    """What went wrong with the connection to `peer`, in words (not aiohttp's class names)."""
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"the name {exc.host} could not be resolved"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError) or isinstance(
-        getattr(exc, "os_error", None), ssl.SSLError
-    ):
-        return f"the TLS handshake with {peer} failed"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if exc.os_error.errno == errno.ECONNREFUSED:
-            return f"the connection to {exc.host}:{exc.port} was refused"
-        return f"could not connect to {exc.host}:{exc.port} ({exc.os_error.strerror or 'no reason given'})"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "no connection could be opened in time"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return f"{peer} closed the connection without a complete answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the connection broke in the middle of {peer}'s answer"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"{peer}'s HTTP answer was malformed"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return "the upstream URL is not valid (check the *_BASE_URL settings)"
-    if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == errno.ECONNRESET:
-        return "the connection was reset"
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"the connection failed ({exc.strerror})"
-    return "the connection failed"
 
 
 async def guarded(call: Callable[[], Awaitable[T]]) -> T:

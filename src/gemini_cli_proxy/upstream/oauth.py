@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..pool.credentials import OAuthCredential
+from ..credentials import OAuthCredential
 from ..store.base import StateStore
 from .token_exchange import exchange_token, expiry
 from .tokens import REFRESH_MARGIN_SECONDS, TokenCache

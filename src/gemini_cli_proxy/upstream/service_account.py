@@ -14,7 +14,7 @@ from collections.abc import Callable
 import aiohttp
 from google.auth import jwt
 
-from ..pool.credentials import VertexServiceAccountCredential
+from ..credentials import VertexServiceAccountCredential
 from .token_exchange import exchange_token, expiry
 from .tokens import TokenCache
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from ..pool.credentials import VertexServiceAccountCredential
+from ..credentials import VertexServiceAccountCredential
 from .client import Events
 from .http import bearer_headers, encode, request_json, sse_events
 from .replies import gemini_reply

@@ -26,8 +26,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from ..errors import ProxyError, invalid_request
-from ..translate.media import (
+from .connection import describe
+from .errors import ProxyError, invalid_request
+from .translate.media import (
     GENERIC_TYPES,
     IMAGE_TYPES,
     InlineData,
@@ -35,7 +36,6 @@ from ..translate.media import (
     is_fetched_url,
     normalise_type,
 )
-from .http import describe
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
