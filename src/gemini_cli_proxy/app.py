@@ -6,7 +6,6 @@ manager and clients hang off the app object, so two apps in one process share no
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from . import drain
 from .catalog import Catalog
+from .clock import SYSTEM_CLOCK, Clock
 from .media_fetch import MediaFetcher
 from .middleware import error_middleware, make_auth_middleware
 from .pool.dispatch import Gateway, RetryPolicy
@@ -54,7 +54,7 @@ def _upstream_session(settings: Settings) -> aiohttp.ClientSession:
 
 
 def _clients(
-    settings: Settings, session: aiohttp.ClientSession, store: StateStore
+    settings: Settings, session: aiohttp.ClientSession, store: StateStore, clock: Clock
 ) -> dict[str, UpstreamClient[Any]]:
     """The upstream for each kind of credential."""
     tokens = TokenManager(
@@ -62,7 +62,7 @@ def _clients(
         token_url=settings.google_oauth_token_url,
         client_id=settings.gemini_oauth_client_id,
         client_secret=settings.gemini_oauth_client_secret,
-        clock=time.time,
+        clock=clock.time,
         store=store,
     )
     return {
@@ -75,7 +75,7 @@ def _clients(
             project_id=settings.gemini_project_id,
             store=store,
         ),
-        "vertex": VertexClient(session, base_url=settings.vertex_api_base_url),
+        "vertex": VertexClient(session, base_url=settings.vertex_api_base_url, clock=clock.time),
         "vertex-key": ApiKeyClient(session, vertex_express_models_url(settings.vertex_api_base_url)),
     }
 
@@ -83,18 +83,19 @@ def _clients(
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     """Everything the handlers share, built here and nowhere else, and torn down in reverse."""
     setup = app[SETUP]
-    settings = setup.settings
-    backend = open_store(settings.proxy_state_url)
+    settings, clock = setup.settings, setup.clock
+    backend = open_store(settings.proxy_state_url, clock=clock.time)
     store = ResilientStore(backend)
     scheduler = Scheduler(
         setup.credentials,
         store,
-        clock=time.time,
+        clock=clock.time,
+        monotonic=clock.monotonic,
         policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
         # memory:// holds nothing another instance could change, and reading it costs nothing.
         state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
     )
-    usage = UsageRecorder(store, clock=time.time, listener=scheduler.count_usage)
+    usage = UsageRecorder(store, clock=clock.time, listener=scheduler.count_usage)
     signatures = SignatureCache(store)
     # Client-named image URLs are fetched on a session of their own, whose resolver refuses
     # private addresses: never on the one that carries Google credentials.
@@ -121,7 +122,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             scheduler=scheduler,
             usage=usage,
             signatures=signatures,
-            gateway=Gateway(scheduler, usage, _clients(settings, session, store), retry=retry),
+            gateway=Gateway(
+                scheduler, usage, _clients(settings, session, store, clock), retry=retry, clock=clock
+            ),
             media=media,
         )
         yield
@@ -134,15 +137,17 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Application:
     """The application for `settings`; raises ValueError for a setting or credential it cannot use.
-    Nothing is connected or opened until it starts (see _lifespan)."""
+    Nothing is connected or opened until it starts (see _lifespan). `clock`: tests pass their own."""
     open_store(settings.proxy_state_url)  # a URL it cannot use stops start-up here
     app = web.Application(
         client_max_size=settings.proxy_max_body_bytes,
         middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
     )
-    app[SETUP] = Setup(settings, load_credentials(settings), Catalog.with_extras(settings.proxy_models))
+    app[SETUP] = Setup(
+        settings, load_credentials(settings), Catalog.with_extras(settings.proxy_models), clock
+    )
     app[RUNNING] = Running()
     drain.install(app, settings.proxy_shutdown_grace)
     app.cleanup_ctx.append(_lifespan)

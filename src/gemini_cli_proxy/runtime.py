@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .catalog import Catalog
+from .clock import Clock
 from .credentials import Credential
 from .media_fetch import MediaFetcher
 from .pool.dispatch import Gateway
@@ -25,6 +26,7 @@ class Setup:
     settings: Settings
     credentials: list[Credential]
     catalog: Catalog
+    clock: Clock
 
 
 @dataclass

@@ -7,13 +7,12 @@ They are bounded by a number of attempts and a total deadline, and failures that
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..credentials import Credential
 from ..errors import ProxyError
 from ..upstream.client import Events, UpstreamClient
@@ -56,6 +55,7 @@ class Gateway:
         clients: Mapping[str, UpstreamClient[Any]],
         *,
         retry: RetryPolicy | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """`clients`: the upstream for each credential kind (`Credential.kind`) the pool holds."""
         missing = {cred.kind for cred in scheduler.credentials} - clients.keys()
@@ -66,6 +66,7 @@ class Gateway:
         self._clients = dict(clients)
         self._retry = retry or RetryPolicy()
         self._random = random.Random()
+        self._clock = clock
 
     def _client(self, cred: Credential) -> UpstreamClient[Any]:
         return self._clients[cred.kind]
@@ -73,7 +74,7 @@ class Gateway:
     async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
-            sent_at = time.time()
+            sent_at = self._clock.time()
             try:
                 reply = await self._client(cred).generate(cred, model, request)
             except UpstreamError as failure:
@@ -90,7 +91,7 @@ class Gateway:
         the first event is retried on another credential."""
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
-            sent_at = time.time()
+            sent_at = self._clock.time()
             events = self._client(cred).stream(cred, model, request, answer_within=attempts.answer_within())
             try:
                 first = await anext(events)
@@ -127,7 +128,7 @@ class Gateway:
             return ProbeFailure(failure.status, failure.message)
 
     def _attempts(self, model: str) -> _Attempts:
-        return _Attempts(self._scheduler, self._usage, self._retry, self._random, model)
+        return _Attempts(self._scheduler, self._usage, self._retry, self._random, self._clock, model)
 
     def record(self, cred: Credential, model: str, *, tokens_in: int = 0, tokens_out: int = 0) -> None:
         self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
@@ -180,14 +181,21 @@ class _Attempts:
     """The bookkeeping of one request's tries."""
 
     def __init__(
-        self, scheduler: Scheduler, usage: UsageRecorder, policy: RetryPolicy, rng: random.Random, model: str
+        self,
+        scheduler: Scheduler,
+        usage: UsageRecorder,
+        policy: RetryPolicy,
+        rng: random.Random,
+        clock: Clock,
+        model: str,
     ) -> None:
         self._scheduler = scheduler
         self._usage = usage
         self._policy = policy
         self._random = rng
+        self._clock = clock
         self._model = model
-        self._deadline = time.monotonic() + policy.deadline_seconds
+        self._deadline = clock.monotonic() + policy.deadline_seconds
         self._count = 0  # failed attempts
         self._spent = 0  # those that count against max_attempts (see _FREE_FAILOVERS)
         self._cooled_projects: set[str] = set()
@@ -220,11 +228,15 @@ class _Attempts:
         request that failed once does not wait past it for another credential to answer at all."""
         if self._count == 0:
             return None
-        return max(0.0, self._deadline - time.monotonic())
+        return max(0.0, self._deadline - self._clock.monotonic())
 
     async def failed(self, cred: Credential, failure: UpstreamError, sent_at: float) -> None:
         scrub_failure(failure, cred)
-        if failure.verdict is Verdict.TIMEOUT and self._count > 0 and time.monotonic() >= self._deadline:
+        if (
+            failure.verdict is Verdict.TIMEOUT
+            and self._count > 0
+            and self._clock.monotonic() >= self._deadline
+        ):
             # The retry deadline ran out while this retry waited: nothing is known against the
             # credential, and the client hears what made the request retry (a 429, say).
             raise await self.give_up()
@@ -243,10 +255,10 @@ class _Attempts:
         if failure.verdict in _BACKOFF_VERDICTS:
             mean = self._policy.backoff_seconds * self._spent
             wait = self._random.uniform(0.5 * mean, 1.5 * mean)
-            if time.monotonic() + wait >= self._deadline:
+            if self._clock.monotonic() + wait >= self._deadline:
                 raise await self.give_up()
-            await asyncio.sleep(wait)
-        if time.monotonic() >= self._deadline:
+            await self._clock.sleep(wait)
+        if self._clock.monotonic() >= self._deadline:
             raise await self.give_up()
 
     async def give_up(self) -> ProxyError:

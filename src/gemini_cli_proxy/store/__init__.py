@@ -6,6 +6,8 @@ result in ResilientStore so that an unreachable store degrades to in-process sta
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .base import Cooldown, PoolState, StateStore, Turn, Usage, UsageEvent
@@ -32,7 +34,7 @@ _SQLITE = "sqlite:///"
 _FORMS = "memory://, sqlite:///relative/path, sqlite:////absolute/path, redis://host:port/db or rediss://..."
 
 
-def open_store(url: str) -> StateStore:
+def open_store(url: str, *, clock: Callable[[], float] = time.time) -> StateStore:
     """The store `url` names:
 
     - `memory://`: this process only.
@@ -42,10 +44,12 @@ def open_store(url: str) -> StateStore:
     - `redis://[user:password@]host:port/db`, `rediss://...` (TLS): redis-py's URL options apply
       (e.g. `?socket_timeout=2`), plus `?prefix=` for the key prefix (default `gemini-cli-proxy:`),
       so that several deployments can share one database.
+
+    `clock` (epoch seconds) is memory://'s: the others keep time by their server's or the system's.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        return MemoryStore()
+        return MemoryStore(clock=clock)
     if scheme == "sqlite":
         path = url[len(_SQLITE) :] if url.lower().startswith(_SQLITE) else ""
         if not path or "?" in path:
