@@ -47,6 +47,17 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
+def unreadable(shape: str) -> str:
+    """How the client is told of a reply of a WRONG_SHAPES shape begins: Google's own error where the
+    reply is one (with the status it names), else that the answer could not be read (never a status
+    the proxy made up)."""
+    if shape == "an error whose details are a number":
+        return "Google failed to answer (HTTP 500). Gemini: x"
+    if shape == "an error with a word for a code":
+        return "Google's answer could not be read: an error object without a valid code."
+    return "Google's answer could not be read: "
+
+
 def sse_payloads(raw: str) -> list[Any]:
     """The data payloads of an SSE body; `[DONE]` kept as the string."""
     out: list[Any] = []
@@ -141,7 +152,9 @@ def test_a_reply_of_the_wrong_shape_is_a_502(
     fake.push(misbehaving.json_reply(misbehaving.WRONG_SHAPES[name]))
     response = post(proxy)
     assert response.status_code == 502, response.text
-    assert error_of(response)["code"] == "upstream_error"
+    error = error_of(response)
+    assert error["code"] == "upstream_error"
+    assert error["message"].startswith(unreadable(name)), error["message"]
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -151,7 +164,9 @@ def test_a_first_stream_event_of_the_wrong_shape_is_a_502(
     fake.push(misbehaving.events(misbehaving.WRONG_SHAPES[name]))
     response = post(proxy, stream=True)
     assert response.status_code == 502, response.text
-    assert error_of(response)["code"] == "upstream_error"
+    error = error_of(response)
+    assert error["code"] == "upstream_error"
+    assert error["message"].startswith(unreadable(name)), error["message"]
 
 
 @pytest.mark.parametrize("name", SHAPES)
@@ -162,6 +177,7 @@ def test_a_later_stream_event_of_the_wrong_shape_ends_the_stream_with_an_error_e
     response = post(proxy, stream=True)
     error = assert_stream_ended_by_error(response)
     assert error["code"] == "upstream_error"
+    assert error["message"].startswith(unreadable(name)), error["message"]
     # What came before the bad event was delivered, once.
     texts = [
         p["choices"][0]["delta"].get("content") for p in sse_payloads(response.text)[:-2] if p["choices"]

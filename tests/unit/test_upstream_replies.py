@@ -52,9 +52,14 @@ def test_an_error_event_is_classified_and_scrubbed() -> None:
 
 
 @pytest.mark.parametrize("code", ["bad", None, 5, 99999, True, 1.5, [500], {"a": 1}])
-def test_an_error_code_of_any_shape_names_a_status(code: Any) -> None:
-    assert error_status({"code": code}) == 500
+def test_an_error_code_of_any_shape_is_read_or_reported_as_unreadable(code: Any) -> None:
     assert error_status({"code": 503}) == 503
+    assert error_status({"code": code}) is None
+    # Inside a 200: an answer that cannot be read, not a status the proxy makes up.
+    with pytest.raises(UpstreamError) as caught:
+        gemini_reply(orjson.dumps({"error": {"code": code, "message": "broken"}}), ())
+    assert caught.value.verdict is Verdict.UNREACHABLE and not caught.value.from_google
+    assert caught.value.message == "Google's answer could not be read: an error object without a valid code."
 
 
 @pytest.mark.parametrize(

@@ -128,10 +128,10 @@ def parse_delay(text: Any) -> float | None:
     return None
 
 
-def error_status(error: Any) -> int:
-    """The HTTP status an error object names in its `code`, or 500 when it names none usable."""
+def error_status(error: Any) -> int | None:
+    """The HTTP status an error object names in its `code`; None when it names none usable."""
     code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else 500
+    return code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599 else None
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

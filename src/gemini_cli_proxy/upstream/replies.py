@@ -28,8 +28,13 @@ def any_json(raw: bytes, secrets: tuple[str, ...]) -> Any:
 
 
 def _failed(error: Any, raw: bytes, secrets: tuple[str, ...]) -> UpstreamError:
-    """Google's error object inside a 200: a stream that broke after it began, or a wrapped reply."""
-    return from_payload(error_status(error), {"error": error}, raw, secrets=secrets)
+    """Google's error object inside a 200: a stream that broke after it began, or a wrapped reply.
+    Its `code` is the status it stands for; one without a usable code is an answer that cannot be
+    read, not a failure with a status the proxy would have to make up."""
+    status = error_status(error)
+    if status is None:
+        return garbage("an error object without a valid code")
+    return from_payload(status, {"error": error}, raw, secrets=secrets)
 
 
 def _wrapped_error(raw: bytes, secrets: tuple[str, ...]) -> UpstreamError | None:
