@@ -320,3 +320,31 @@ def test_a_quota_shown_shorter_than_a_minute_paces_no_project_of_that_model() ->
     book.served("q", "q", MODEL, 1009.0, 1009.0)
     assert not book.presumed_spent("q", "q", MODEL, 1009.0)
     assert book.take_pending(1010.0) == []  # its counts are neither shared nor read any more
+
+
+def test_429s_naming_window_ends_less_than_a_minute_apart_stop_pacing_by_that_quota() -> None:
+    """A key alone (its project not known) may send its project's limit within a minute through
+    several short windows and never over twice it: the window ends its 429s name show the windows
+    are short, and a minute's count is not used for that model again."""
+    book = QuotaBook()
+    limit = [(PER_MINUTE_REQUESTS, 3)]
+    book.rate_limited("k", "p", MODEL, 1000.0, 9.5, limit, infer_siblings=False)  # the window ends 1009.5
+    book.rate_limited("k", "p", MODEL, 1009.0, 0.4, limit, infer_siblings=False)  # the same window
+    for second in (1010.0, 1011.0, 1012.0):
+        book.served("k", "p", MODEL, second, second)
+    assert book.presumed_spent("k", "p", MODEL, 1012.0)  # nothing says the window is short yet
+    book.rate_limited("k", "p", MODEL, 1013.0, 6.5, limit, infer_siblings=False)  # ends 1019.5: 10 s on
+    assert not book.presumed_spent("k", "p", MODEL, 1013.0)
+    for second in (1020.0, 1021.0, 1022.0):
+        book.served("k", "p", MODEL, second, second)
+    assert not book.presumed_spent("k", "p", MODEL, 1022.0)
+
+
+def test_window_ends_a_minute_apart_keep_pacing() -> None:
+    book = QuotaBook()
+    limit = [(PER_MINUTE_REQUESTS, 3)]
+    book.rate_limited("k", "p", MODEL, 1000.0, 20.0, limit, infer_siblings=False)  # ends 1020
+    book.rate_limited("k", "p", MODEL, 1050.0, 30.6, limit, infer_siblings=False)  # ends 1080.6
+    for second in (1081.0, 1082.0, 1083.0):
+        book.served("k", "p", MODEL, second, second)
+    assert book.presumed_spent("k", "p", MODEL, 1083.0)

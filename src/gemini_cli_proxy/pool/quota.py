@@ -13,9 +13,10 @@ Google says for certain (a 429 on that very credential) is the cooldown's busine
   the 429s that reach it, and windows placed from those drifted (measured: a project counted over two
   windows was paced out with half its quota left, 0.4-2.0x a fair share). Below the pool's capacity no
   project sends its limit in a minute, so pacing leaves a fair rotation as it is. A project that
-  serves more than twice its limit within a minute (no per-minute window allows that) shows the
-  quota's window is shorter than its name says: that model is not paced by that metric again, for any
-  project (pacing some projects and not others deferred the paced ones for a minute at half load).
+  serves more than twice its limit within a minute (no per-minute window allows that), or whose 429s
+  name window ends less than a minute apart, shows the quota's window is shorter than its name says:
+  that model is not paced by that metric again, for any project (pacing some projects and not others
+  deferred the paced ones for a minute at half load).
 - Siblings: AI Studio's 429s never name the Google project, and quota is per project. Keys whose
   per-minute 429s name the same window end in two windows are taken for siblings unless one of them
   ever served while the other's project was spent; a 429 on one then presumes its siblings spent
@@ -43,6 +44,9 @@ BUCKETS = math.ceil(PER_MINUTE / BUCKET_SECONDS)
 # to the microsecond, the time they arrived here a few milliseconds apart. (0.25 s took keys of
 # projects whose windows happened to end within it for siblings: 76 of 166 pairs in a simulation.)
 SAME_WINDOW = 0.1
+# Two per-minute 429s of one project that name window ends this far apart (more than a delay's
+# rounding, less than a minute less that rounding) show windows shorter than a minute.
+WINDOW_ENDS_APART = (2.0, PER_MINUTE - 5.0)
 # A pair of keys is taken for siblings after this many windows in which both were spent together.
 SIBLING_EVIDENCE = 2
 # Bounds the pairs remembered: a pool of 1,000 keys has half a million; the guesses are worth less.
@@ -103,7 +107,8 @@ class QuotaBook:
         self._siblings: dict[str, set[str]] = {}  # key -> the keys taken for its siblings
         self._presumed: dict[tuple[str, str], float] = {}  # (key, model) -> until when
         self._paced_out: dict[tuple[str, str], float] = {}  # (project, model) -> until when
-        self._not_per_minute: set[tuple[str, str]] = set()  # (model, metric): see _check_limit
+        self._not_per_minute: set[tuple[str, str]] = set()  # (model, metric): see _stop_pacing
+        self._window_ends: dict[tuple[str, str], float] = {}  # (project, model) -> its last 429's end
         self._apart_spent = 0  # pairs of keys known apart seen spent at once...
         self._apart_same_end = 0  # ...and of those, naming the same window end
         self._aligned = False  # windows end together across projects: siblings cannot be told
@@ -130,6 +135,8 @@ class QuotaBook:
         limits = per_minute_limits(quota_values)
         if limits:
             self._limits.setdefault((project, model), {}).update((lim.metric, lim.value) for lim in limits)
+            if delay is not None:
+                self._check_window(project, model, now + delay, [lim.metric for lim in limits])
         if delay is not None and infer_siblings:
             self._spent_together(key, model, now, now + delay)
 
@@ -245,6 +252,24 @@ class QuotaBook:
             del buckets[old]
         self._check_limit(project, model, metric, now)
 
+    def _check_window(self, project: str, model: str, end: float, metrics: list[str]) -> None:
+        """A per-minute window ends a whole number of minutes after the project's last one: two ends
+        less than a minute apart show a shorter window, which a minute's count says nothing of.
+        (A project served its limit in several short windows within one minute, and was deferred for
+        the rest of it while it had quota: 0.5-1.5x a fair share at half load, 10-second windows.)"""
+        last = self._window_ends.get((project, model))
+        self._window_ends[(project, model)] = end
+        low, high = WINDOW_ENDS_APART
+        if last is not None and low < abs(end - last) < high:
+            self._stop_pacing(model, metrics)
+
+    def _stop_pacing(self, model: str, metrics: list[str]) -> None:
+        """`model` is not paced by these metrics again, for any project: pacing some projects and
+        not others deferred the paced ones for a minute at half load."""
+        self._not_per_minute.update((model, metric) for metric in metrics)
+        for paced in [key for key in self._paced_out if key[1] == model]:
+            del self._paced_out[paced]
+
     # -- what it means for a plan ------------------------------------------------------------------
 
     def _check_limit(self, project: str, model: str, metric: str, now: float) -> None:
@@ -268,9 +293,7 @@ class QuotaBook:
             # A minute that straddles two fixed windows holds two limits' worth at most: this quota's
             # window is shorter than a minute (or it is not the quota that binds), so a minute's count
             # says nothing of it.
-            self._not_per_minute.add((model, metric))
-            for paced in [key for key in self._paced_out if key[1] == model]:
-                del self._paced_out[paced]
+            self._stop_pacing(model, [metric])
             return
         until = now
         for bucket in sorted(sent):
