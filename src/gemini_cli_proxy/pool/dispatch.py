@@ -17,6 +17,8 @@ from ..credentials import Credential
 from ..errors import ProxyError
 from ..upstream.client import Events, UpstreamClient
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
+from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_request import GenerateContentRequest
 from .scheduler import Scheduler
 from .usage import UsageRecorder
 
@@ -71,7 +73,9 @@ class Gateway:
     def _client(self, cred: Credential) -> UpstreamClient[Any]:
         return self._clients[cred.kind]
 
-    async def generate(self, model: str, request: dict[str, Any]) -> tuple[dict[str, Any], Credential]:
+    async def generate(
+        self, model: str, request: GenerateContentRequest
+    ) -> tuple[GenerateContentResponse, Credential]:
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
             sent_at = self._clock.time()
@@ -85,8 +89,8 @@ class Gateway:
         raise await attempts.give_up()
 
     async def open_stream(
-        self, model: str, request: dict[str, Any]
-    ) -> tuple[list[dict[str, Any]], GoogleStream, Credential]:
+        self, model: str, request: GenerateContentRequest
+    ) -> tuple[list[GenerateContentResponse], GoogleStream, Credential]:
         """The first batch of a stream's events and the iterator of the rest; every failure up to
         the first event is retried on another credential."""
         attempts = self._attempts(model)
@@ -106,7 +110,9 @@ class Gateway:
             return first, GoogleStream(events, cred, model, self._scheduler, self._usage), cred
         raise await attempts.give_up()
 
-    async def probe(self, cred: Credential, model: str, request: dict[str, Any]) -> ProbeFailure | None:
+    async def probe(
+        self, cred: Credential, model: str, request: GenerateContentRequest
+    ) -> ProbeFailure | None:
         """One call through exactly this credential, outside the pool's rotation (the debug tests):
         None when it served, else what Google said. A success ends the credential's cooldown for
         that model early."""
@@ -161,7 +167,7 @@ class GoogleStream:
     def __aiter__(self) -> GoogleStream:
         return self
 
-    async def __anext__(self) -> list[dict[str, Any]]:
+    async def __anext__(self) -> list[GenerateContentResponse]:
         try:
             return await anext(self._events)
         except UpstreamError as failure:

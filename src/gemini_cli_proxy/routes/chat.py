@@ -19,6 +19,7 @@ from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
 from ..translate.signatures import conversation_digest, wanted_keys
 from ..translate.stream import StreamTranslator
+from ..wire.gemini import GenerateContentResponse
 from ..wire.openai import parse_chat_request
 
 log = logging.getLogger("gemini_cli_proxy.chat")
@@ -128,14 +129,14 @@ def _encode(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join(encode_event(chunk) for chunk in chunks)
 
 
-def _translate(translator: StreamTranslator, batch: list[dict[str, Any]]) -> bytes:
+def _translate(translator: StreamTranslator, batch: list[GenerateContentResponse]) -> bytes:
     return b"".join(_encode(translator.feed(event)) for event in batch)
 
 
 async def _relay(
     request: web.Request,
     translator: StreamTranslator,
-    first: list[dict[str, Any]],
+    first: list[GenerateContentResponse],
     events: GoogleStream,
     fields: dict[str, Any],
 ) -> web.StreamResponse:

@@ -15,9 +15,10 @@ from ..credentials import Credential, OAuthCredential, VertexServiceAccountCrede
 from ..frontdoor import json_response
 from ..pool.dispatch import ProbeFailure
 from ..runtime import Runtime, runtime_of
+from ..wire.gemini_request import GenerateContentRequest
 
 TEST_MODEL = "gemini-2.5-flash"
-TEST_REQUEST: dict[str, Any] = {
+TEST_REQUEST: GenerateContentRequest = {
     "contents": [{"role": "user", "parts": [{"text": "Reply with the word OK."}]}],
     "generationConfig": {"maxOutputTokens": 16, "thinkingConfig": {"thinkingBudget": 0}},
 }

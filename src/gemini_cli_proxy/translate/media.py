@@ -11,10 +11,11 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from ..errors import ProxyError, invalid_request
+from ..wire.gemini_request import RequestPart
 from ..wire.openai import AudioPart, ChatCompletionRequest, FilePart, ImagePart, UserMessage
 
 # The image types Gemini accepts inline (Google's "image understanding" docs).
@@ -44,7 +45,7 @@ class InlineData:
     mime_type: str
     data: str
 
-    def part(self) -> dict[str, Any]:
+    def part(self) -> RequestPart:
         return {"inlineData": {"mimeType": self.mime_type, "data": self.data}}
 
 
@@ -187,7 +188,7 @@ def _data_uri(url: str, param: str, cap: SizeCap) -> tuple[str, str, bytes]:
 
 def _image_part(
     part: ImagePart, param: str, fetched: Mapping[str, InlineData], max_bytes: int | None
-) -> dict[str, Any]:
+) -> RequestPart:
     url = part.image_url.url  # `detail` has no Gemini counterpart; it is accepted and ignored
     if is_fetched_url(url):
         found = fetched.get(url)
@@ -213,7 +214,7 @@ def _image_part(
     return InlineData(mime, data).part()
 
 
-def _audio_part(part: AudioPart, param: str, max_bytes: int | None) -> dict[str, Any]:
+def _audio_part(part: AudioPart, param: str, max_bytes: int | None) -> RequestPart:
     audio_format = part.input_audio.format.strip().lower()
     mime = AUDIO_TYPES.get(audio_format)
     if mime is None:
@@ -227,7 +228,7 @@ def _audio_part(part: AudioPart, param: str, max_bytes: int | None) -> dict[str,
     return InlineData(mime, data).part()
 
 
-def _file_part(part: FilePart, param: str, max_bytes: int | None) -> dict[str, Any]:
+def _file_part(part: FilePart, param: str, max_bytes: int | None) -> RequestPart:
     file = part.file
     if file.file_data is None:
         if file.file_id is not None:
@@ -269,7 +270,7 @@ def media_part(
     fetched: Mapping[str, InlineData],
     *,
     max_bytes: int | None = None,
-) -> dict[str, Any]:
+) -> RequestPart:
     """The Gemini part for one media content part; `param` is its position, e.g.
     `messages[0].content[1]`, and `fetched` holds the fetched http(s) images by URL. `max_bytes`
     caps the decoded size of inline media (the fetched images were capped as they were read)."""

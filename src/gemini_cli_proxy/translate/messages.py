@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ..errors import invalid_request
+from ..wire.gemini_request import FunctionResponse, RequestContent, RequestPart
 from ..wire.json_values import MAX_DEPTH, Path, find_unsendable, render
 from ..wire.openai import (
     AssistantMessage,
@@ -31,8 +32,6 @@ from ..wire.openai import (
 from .media import InlineData, media_part
 from .signatures import ConversationDigest, assistant_text, call_key, text_key
 from .tools import SKIP_SIGNATURE, NameMap, google_id_of, signature_of
-
-Part = dict[str, Any]
 
 
 def _text_of(content: str | list[TextPart]) -> str:
@@ -149,10 +148,10 @@ class ContentsBuilder:
         self._call_names: dict[str, str] = {}  # tool_call_id -> the client's function name
         self._digest = ConversationDigest()
 
-    def build(self, req: ChatCompletionRequest) -> tuple[list[Part], list[dict[str, Any]]]:
+    def build(self, req: ChatCompletionRequest) -> tuple[list[RequestPart], list[RequestContent]]:
         """(systemInstruction parts, contents)."""
-        system_parts: list[Part] = []
-        contents: list[dict[str, Any]] = []
+        system_parts: list[RequestPart] = []
+        contents: list[RequestContent] = []
         turns: list[_Turn] = []
         for index, message in enumerate(req.messages):
             if isinstance(message, SystemMessage | DeveloperMessage):
@@ -178,10 +177,10 @@ class ContentsBuilder:
         _check_answers(turns)
         return system_parts, contents
 
-    def _user_parts(self, message: UserMessage, index: int) -> list[Part]:
+    def _user_parts(self, message: UserMessage, index: int) -> list[RequestPart]:
         if isinstance(message.content, str):
             return [{"text": message.content}] if message.content else []
-        parts: list[Part] = []
+        parts: list[RequestPart] = []
         for position, part in enumerate(message.content):
             if isinstance(part, TextPart):
                 if part.text:
@@ -191,8 +190,8 @@ class ContentsBuilder:
                 parts.append(media_part(part, param, self._media, max_bytes=self._max_media_bytes))
         return parts
 
-    def _assistant_parts(self, message: AssistantMessage, index: int) -> list[Part]:
-        parts: list[Part] = []
+    def _assistant_parts(self, message: AssistantMessage, index: int) -> list[RequestPart]:
+        parts: list[RequestPart] = []
         content = message.content
         if isinstance(content, str):
             if content:
@@ -214,7 +213,7 @@ class ContentsBuilder:
         for position, (call_id, function, extra, where) in enumerate(calls):
             self._call_names[call_id] = function.name
             param = f"{where}.arguments"
-            part: Part = {
+            part: RequestPart = {
                 "functionCall": {
                     "name": self._names.to_gemini(function.name),
                     "args": _arguments(function.arguments, param),
@@ -231,7 +230,7 @@ class ContentsBuilder:
             parts.append(part)
         return parts
 
-    def _tool_part(self, message: ToolMessage | FunctionMessage, index: int) -> Part:
+    def _tool_part(self, message: ToolMessage | FunctionMessage, index: int) -> RequestPart:
         if isinstance(message, FunctionMessage):
             name, text = message.name, message.content or ""
         else:
@@ -243,7 +242,7 @@ class ContentsBuilder:
                     code="invalid_value",
                 )
             name, text = found, _text_of(message.content)
-        response: Part = {"name": self._names.to_gemini(name), "response": _tool_result(text)}
+        response: FunctionResponse = {"name": self._names.to_gemini(name), "response": _tool_result(text)}
         google_id = google_id_of(message.tool_call_id) if isinstance(message, ToolMessage) else None
         if google_id is not None:
             response["id"] = google_id

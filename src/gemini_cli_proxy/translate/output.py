@@ -7,11 +7,13 @@ from typing import Any
 
 from ..catalog import ModelInfo
 from ..errors import invalid_request
+from ..wire.gemini import LogprobsResult, LogprobToken
+from ..wire.gemini_request import GenerationConfig
 from ..wire.openai import ChatCompletionRequest
 from .tools import clean_schema
 
 
-def response_format_config(response_format: Mapping[str, Any] | None) -> dict[str, Any]:
+def response_format_config(response_format: Mapping[str, Any] | None) -> GenerationConfig:
     """generationConfig entries for OpenAI's response_format."""
     if response_format is None:
         return {}
@@ -39,7 +41,7 @@ def response_format_config(response_format: Mapping[str, Any] | None) -> dict[st
     )
 
 
-def logprobs_config(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, Any]:
+def logprobs_config(req: ChatCompletionRequest, model: ModelInfo) -> GenerationConfig:
     if not req.logprobs:
         if req.top_logprobs:
             raise invalid_request(
@@ -52,13 +54,13 @@ def logprobs_config(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, A
             param="logprobs",
             code="unsupported_parameter",
         )
-    config: dict[str, Any] = {"responseLogprobs": True}
+    config: GenerationConfig = {"responseLogprobs": True}
     if req.top_logprobs:
         config["logprobs"] = req.top_logprobs
     return config
 
 
-def openai_logprobs(result: Any) -> dict[str, Any] | None:
+def openai_logprobs(result: LogprobsResult | None) -> dict[str, Any] | None:
     """Gemini's logprobsResult -> OpenAI's choice.logprobs."""
     if not isinstance(result, dict):
         return None
@@ -78,7 +80,7 @@ def openai_logprobs(result: Any) -> dict[str, Any] | None:
     return {"content": content, "refusal": None}
 
 
-def _token(token: dict[str, Any]) -> dict[str, Any]:
+def _token(token: LogprobToken) -> dict[str, Any]:
     text = str(token.get("token", ""))
     return {
         "token": text,

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ..catalog import ModelInfo
 from ..errors import ProxyError, invalid_request
+from ..wire.gemini_request import ThinkingConfig
 from ..wire.openai import ChatCompletionRequest
 
 EFFORTS: Final = ("none", "minimal", "low", "medium", "high")
@@ -74,7 +75,7 @@ def _budget_to_level(model: ModelInfo, budget: int) -> str:
     return _nearest_level(model, "LOW" if budget <= EFFORT_BUDGETS["low"] else "HIGH")
 
 
-def _from_effort(model: ModelInfo, effort: str) -> dict[str, Any]:
+def _from_effort(model: ModelInfo, effort: str) -> ThinkingConfig:
     if model.thinking == "level":
         wanted = "MINIMAL" if effort == "none" else effort.upper()
         return {"thinkingLevel": _nearest_level(model, wanted)}
@@ -84,8 +85,8 @@ def _from_effort(model: ModelInfo, effort: str) -> dict[str, Any]:
     return {"thinkingBudget": _clamp_budget(model, EFFORT_BUDGETS[effort])}
 
 
-def _from_google(model: ModelInfo, config: dict[str, Any], param: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _from_google(model: ModelInfo, config: dict[str, Any], param: str) -> ThinkingConfig:
+    out: ThinkingConfig = {}
     budget = config.get("thinking_budget", config.get("thinkingBudget"))
     level = config.get("thinking_level", config.get("thinkingLevel"))
     if budget is not None and level is not None:
@@ -113,7 +114,7 @@ def _from_google(model: ModelInfo, config: dict[str, Any], param: str) -> dict[s
     return out
 
 
-def _from_budget(model: ModelInfo, budget: int, param: str) -> dict[str, Any]:
+def _from_budget(model: ModelInfo, budget: int, param: str) -> ThinkingConfig:
     if model.thinking == "level":
         if budget == 0 or budget < DYNAMIC_BUDGET:
             raise _error(
@@ -125,7 +126,7 @@ def _from_budget(model: ModelInfo, budget: int, param: str) -> dict[str, Any]:
 
 def thinking_config(
     req: ChatCompletionRequest, model: ModelInfo, *, show_thoughts: bool
-) -> dict[str, Any] | None:
+) -> ThinkingConfig | None:
     """Gemini's thinkingConfig for this request, or None to leave the model's default."""
     google = _google_thinking(req)
     asked = req.reasoning_effort is not None or req.thinking_budget is not None or google is not None
@@ -140,7 +141,7 @@ def thinking_config(
                 code="unsupported_parameter",
             )
         return None
-    config: dict[str, Any] = {}
+    config: ThinkingConfig = {}
     if req.reasoning_effort is not None:
         if req.reasoning_effort not in EFFORTS:
             raise _error("reasoning_effort", f"'reasoning_effort' must be one of {', '.join(EFFORTS)}.")

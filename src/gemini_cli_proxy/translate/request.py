@@ -7,10 +7,10 @@ before any upstream call, rather than silently dropped.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from ..catalog import ModelInfo
 from ..errors import ProxyError, invalid_request
+from ..wire.gemini_request import GenerateContentRequest, GenerationConfig
 from ..wire.openai import ChatCompletionRequest
 from ..wire.safety import SafetySetting
 from .media import InlineData
@@ -43,28 +43,30 @@ def _check_supported(req: ChatCompletionRequest) -> None:
         raise _unsupported("web_search_options", "Web search")
 
 
-def _penalties(req: ChatCompletionRequest, model: ModelInfo) -> dict[str, Any]:
+def _check_penalty(model: ModelInfo, param: str) -> None:
+    if not model.penalties:
+        raise invalid_request(
+            f"{model.id} does not support '{param}'; remove it or send 0.",
+            param=param,
+            code="unsupported_parameter",
+        )
+
+
+def _penalties(req: ChatCompletionRequest, model: ModelInfo) -> GenerationConfig:
     """Penalties, where the model takes them. 0 is OpenAI's default and means "none", so it is
     not sent (Gemini 2.5 refuses even a zero penalty); anything else on such a model is a 400."""
-    config: dict[str, Any] = {}
-    for param, key, value in (
-        ("presence_penalty", "presencePenalty", req.presence_penalty),
-        ("frequency_penalty", "frequencyPenalty", req.frequency_penalty),
-    ):
-        if not value:
-            continue
-        if not model.penalties:
-            raise invalid_request(
-                f"{model.id} does not support '{param}'; remove it or send 0.",
-                param=param,
-                code="unsupported_parameter",
-            )
-        config[key] = value
+    config: GenerationConfig = {}
+    if req.presence_penalty:
+        _check_penalty(model, "presence_penalty")
+        config["presencePenalty"] = req.presence_penalty
+    if req.frequency_penalty:
+        _check_penalty(model, "frequency_penalty")
+        config["frequencyPenalty"] = req.frequency_penalty
     return config
 
 
-def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
+def _generation_config(req: ChatCompletionRequest) -> GenerationConfig:
+    config: GenerationConfig = {}
     limit = req.output_limit()
     if limit is not None:
         config["maxOutputTokens"] = limit
@@ -99,7 +101,7 @@ def to_gemini_request(
     safety: Sequence[SafetySetting] | None = None,
     known_signatures: Mapping[str, str] | None = None,
     max_media_bytes: int | None = None,
-) -> tuple[dict[str, Any], NameMap]:
+) -> tuple[GenerateContentRequest, NameMap]:
     """The GenerateContentRequest body for `req` (the model goes in the URL or envelope), and the
     function-name map its reply must be translated back with.
 
@@ -129,7 +131,7 @@ def to_gemini_request(
             param="messages",
             code="invalid_value",
         )
-    body: dict[str, Any] = {"contents": contents}
+    body: GenerateContentRequest = {"contents": contents}
     if system_parts:
         body["systemInstruction"] = {"parts": system_parts}
     if safety:
@@ -138,9 +140,9 @@ def to_gemini_request(
         body["tools"] = [{"functionDeclarations": function_declarations(functions, names)}]
         legacy = req.tool_choice is None
         choice = req.function_call if legacy else req.tool_choice
-        config = tool_config(choice, names, "function_call" if legacy else "tool_choice")
-        if config is not None:
-            body["toolConfig"] = config
+        calling = tool_config(choice, names, "function_call" if legacy else "tool_choice")
+        if calling is not None:
+            body["toolConfig"] = calling
     config = _generation_config(req)
     config.update(_penalties(req, model))
     config.update(response_format_config(req.response_format))

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal, NamedTuple
 import orjson
 
 from ..errors import ProxyError, upstream_error
+from ..wire.gemini import Candidate, GenerateContentResponse, Part, UsageMetadata
 from .output import openai_logprobs
 from .signatures import call_key, text_key
 from .tools import NameMap, tool_call
@@ -41,7 +42,7 @@ NOTABLE_REASONS: Final = frozenset(
 )
 
 
-def empty_failure(reason: str, candidate: dict[str, Any]) -> ProxyError:
+def empty_failure(reason: str, candidate: Candidate) -> ProxyError:
     """Gemini gave up (e.g. MALFORMED_FUNCTION_CALL) without any content: an agent must not read
     that as a final empty answer."""
     detail = candidate.get("finishMessage")
@@ -53,7 +54,7 @@ def finish_reason(gemini_reason: str) -> str:
     return FINISH_REASONS.get(gemini_reason, "stop")
 
 
-def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def usage(metadata: UsageMetadata | None) -> dict[str, Any]:
     """OpenAI usage from Gemini's usageMetadata (thinking counts as completion, as OpenAI bills it)."""
     meta = metadata or {}
     prompt = meta.get("promptTokenCount", 0) + meta.get("toolUsePromptTokenCount", 0)
@@ -68,7 +69,7 @@ def usage(metadata: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def block_reason(response: dict[str, Any]) -> str | None:
+def block_reason(response: GenerateContentResponse) -> str | None:
     """The reason Google refused the prompt itself, when it did (200, no candidates)."""
     feedback = response.get("promptFeedback")
     if isinstance(feedback, dict) and not response.get("candidates"):
@@ -77,7 +78,7 @@ def block_reason(response: dict[str, Any]) -> str | None:
     return None
 
 
-def block_message(response: dict[str, Any], reason: str) -> str:
+def block_message(response: GenerateContentResponse, reason: str) -> str:
     feedback = response.get("promptFeedback")
     detail = feedback.get("blockReasonMessage") if isinstance(feedback, dict) else None
     return f"Gemini blocked the prompt ({reason})" + (
@@ -89,7 +90,7 @@ def filter_message(reason: str) -> str:
     return f"Gemini stopped the reply ({reason})."
 
 
-def split_parts(parts: list[dict[str, Any]]) -> tuple[str, str]:
+def split_parts(parts: list[Part]) -> tuple[str, str]:
     """(answer text, thought text) of a candidate's parts; thoughts never go into the answer."""
     answer: list[str] = []
     thoughts: list[str] = []
@@ -100,7 +101,7 @@ def split_parts(parts: list[dict[str, Any]]) -> tuple[str, str]:
     return "".join(answer), "".join(thoughts)
 
 
-def candidate_parts(candidate: dict[str, Any]) -> list[dict[str, Any]]:
+def candidate_parts(candidate: Candidate) -> list[Part]:
     content = candidate.get("content")
     if not isinstance(content, dict):
         return []
@@ -131,7 +132,7 @@ def _message(
     return message
 
 
-def arguments_json(part: dict[str, Any]) -> str:
+def arguments_json(part: Part) -> str:
     args = part["functionCall"].get("args")
     value = args if isinstance(args, dict) else {}
     try:
@@ -141,7 +142,7 @@ def arguments_json(part: dict[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def tool_calls_of(parts: list[dict[str, Any]], names: NameMap) -> list[dict[str, Any]]:
+def tool_calls_of(parts: list[Part], names: NameMap) -> list[dict[str, Any]]:
     return [
         tool_call(part, names, arguments_json(part))
         for part in parts
@@ -162,7 +163,7 @@ class Translated(NamedTuple):
 
 
 def to_chat_completion(
-    response: dict[str, Any],
+    response: GenerateContentResponse,
     *,
     model: str,
     completion_id: str,
@@ -218,9 +219,7 @@ def to_chat_completion(
     return Translated(completion, notes, signatures)
 
 
-def _signatures(
-    parts: list[dict[str, Any]], message: dict[str, Any], conversation: str
-) -> list[tuple[str, str]]:
+def _signatures(parts: list[Part], message: dict[str, Any], conversation: str) -> list[tuple[str, str]]:
     found = [
         (call_key(call["id"]), call["extra_content"]["google"]["thought_signature"])
         for call in message.get("tool_calls") or ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..wire.gemini import GenerateContentResponse, Part, UsageMetadata
 from .output import openai_logprobs
 from .response import (
     FINISH_REASONS,
@@ -72,7 +73,7 @@ class StreamTranslator:
         self._include_usage = include_usage
         self._started: set[int] = set()
         self._finished: set[int] = set()
-        self._usage_meta: dict[str, Any] | None = None
+        self._usage_meta: UsageMetadata | None = None
         self._names = names or NameMap(())
         self._output = reasoning_output
         self._conversation = conversation
@@ -94,7 +95,7 @@ class StreamTranslator:
             self._started.add(index)
             out.append(self._chunk(index, {"role": "assistant", "content": "", "refusal": None}))
 
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event: GenerateContentResponse) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         meta = event.get("usageMetadata")
         if isinstance(meta, dict):
@@ -139,7 +140,7 @@ class StreamTranslator:
                 self._close(index, finish, out)
         return out
 
-    def _tool_call_delta(self, index: int, part: dict[str, Any]) -> dict[str, Any]:
+    def _tool_call_delta(self, index: int, part: Part) -> dict[str, Any]:
         """Gemini sends each call whole: its first (and only) delta has id, type, name, arguments."""
         position = self._calls.get(index, 0)
         self._calls[index] = position + 1

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from ..errors import invalid_request
+from ..wire.gemini import Part
+from ..wire.gemini_request import FunctionCallingMode, FunctionDeclaration, ToolConfig
 
 _LEGAL_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]{0,63}$")
 _ILLEGAL_CHAR: Final = re.compile(r"[^A-Za-z0-9_.:\-]")
@@ -26,7 +28,7 @@ GOOGLE_ID_PREFIX: Final = "gcall_"
 _GOOGLE_ID: Final = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 # Gemini's documented value for "no signature available": accepted instead of a real one.
 SKIP_SIGNATURE: Final = "skip_thought_signature_validator"
-_CHOICE_MODES: Final = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
+_CHOICE_MODES: Final[dict[str, FunctionCallingMode]] = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 
 
 class NameMap:
@@ -101,10 +103,10 @@ def declared_functions(tools: list[Any] | None, functions: list[Any] | None) -> 
     return [_function_of(fn, i, "functions") for i, fn in enumerate(functions or ())]
 
 
-def function_declarations(functions: list[dict[str, Any]], names: NameMap) -> list[dict[str, Any]]:
+def function_declarations(functions: list[dict[str, Any]], names: NameMap) -> list[FunctionDeclaration]:
     declarations = []
     for function in functions:
-        declaration: dict[str, Any] = {"name": names.to_gemini(function["name"])}
+        declaration: FunctionDeclaration = {"name": names.to_gemini(function["name"])}
         if isinstance(function.get("description"), str):
             declaration["description"] = function["description"]
         parameters = function.get("parameters")
@@ -114,7 +116,7 @@ def function_declarations(functions: list[dict[str, Any]], names: NameMap) -> li
     return declarations
 
 
-def tool_config(choice: Any, names: NameMap, param: str = "tool_choice") -> dict[str, Any] | None:
+def tool_config(choice: Any, names: NameMap, param: str = "tool_choice") -> ToolConfig | None:
     """OpenAI tool_choice (or legacy function_call) -> Gemini toolConfig."""
     if choice is None:
         return None
@@ -155,7 +157,7 @@ def signature_of(call_id: str, extra_content: dict[str, Any] | None) -> str | No
     return signature if mark and signature else None
 
 
-def tool_call(part: dict[str, Any], names: NameMap, arguments_json: str) -> dict[str, Any]:
+def tool_call(part: Part, names: NameMap, arguments_json: str) -> dict[str, Any]:
     """An OpenAI tool call for a Gemini functionCall part (arguments already JSON-encoded)."""
     signature = part.get("thoughtSignature")
     google_id = part["functionCall"].get("id")

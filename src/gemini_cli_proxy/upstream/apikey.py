@@ -8,10 +8,12 @@ location: Google derives them from the key, and only the global host serves it).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
+from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
 from .http import encode, key_headers, request_json, sse_events
 from .replies import gemini_reply
@@ -41,8 +43,10 @@ class ApiKeyClient:
         """An API key has no token."""
         return None
 
-    async def generate(self, cred: KeyCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
-        reply: dict[str, Any] = await request_json(
+    async def generate(
+        self, cred: KeyCredential, model: str, request: GenerateContentRequest
+    ) -> GenerateContentResponse:
+        reply: GenerateContentResponse = await request_json(
             self._session,
             "POST",
             f"{self._models}{model}:generateContent",
@@ -57,7 +61,7 @@ class ApiKeyClient:
         self,
         cred: KeyCredential,
         model: str,
-        request: dict[str, Any],
+        request: GenerateContentRequest,
         *,
         answer_within: float | None = None,
     ) -> Events:

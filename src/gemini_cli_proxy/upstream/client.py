@@ -4,22 +4,32 @@ their kinds of credential, and the gateway picks one per credential kind, once."
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
+
+from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_request import GenerateContentRequest
 
 # A stream's events, in batches: one batch per network read (translating a read's events together
 # costs one write to the client instead of one per event).
-Events = AsyncGenerator[list[dict[str, Any]], None]
+Events = AsyncGenerator[list[GenerateContentResponse], None]
 
 Cred = TypeVar("Cred", contravariant=True)
 
 
 class UpstreamClient(Protocol[Cred]):
-    async def generate(self, cred: Cred, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def generate(
+        self, cred: Cred, model: str, request: GenerateContentRequest
+    ) -> GenerateContentResponse:
         """One GenerateContentResponse; an UpstreamError for whatever else Google answers."""
         ...
 
     def stream(
-        self, cred: Cred, model: str, request: dict[str, Any], *, answer_within: float | None = None
+        self,
+        cred: Cred,
+        model: str,
+        request: GenerateContentRequest,
+        *,
+        answer_within: float | None = None,
     ) -> Events:
         """The events of one streamed generation. `answer_within`: seconds for the response to
         begin (its headers), else the session's timeout."""

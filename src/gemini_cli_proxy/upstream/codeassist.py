@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -17,6 +18,8 @@ import aiohttp
 
 from ..credentials import OAuthCredential
 from ..store.base import StateStore
+from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_request import CodeAssistRequest, GenerateContentRequest
 from .client import Events
 from .errors import UpstreamError, Verdict
 from .http import bearer_headers, encode, request_json, sse_events
@@ -66,7 +69,7 @@ class CodeAssistClient:
         self,
         cred: OAuthCredential,
         method: str,
-        body: dict[str, Any] | None,
+        body: Mapping[str, Any] | None,
         *,
         get: bool = False,
         parse: Parser = any_json,
@@ -153,7 +156,9 @@ class CodeAssistClient:
             "set GEMINI_PROJECT_ID to your Google Cloud project",
         )
 
-    async def _envelope(self, cred: OAuthCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def _envelope(
+        self, cred: OAuthCredential, model: str, request: GenerateContentRequest
+    ) -> CodeAssistRequest:
         return {
             "model": model,
             "project": await self.project(cred),
@@ -161,9 +166,11 @@ class CodeAssistClient:
             "request": request,
         }
 
-    async def generate(self, cred: OAuthCredential, model: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def generate(
+        self, cred: OAuthCredential, model: str, request: GenerateContentRequest
+    ) -> GenerateContentResponse:
         envelope = await self._envelope(cred, model, request)
-        reply: dict[str, Any] = await self._call(
+        reply: GenerateContentResponse = await self._call(
             cred, "generateContent", envelope, parse=code_assist_reply_of
         )
         return reply
@@ -172,7 +179,7 @@ class CodeAssistClient:
         self,
         cred: OAuthCredential,
         model: str,
-        request: dict[str, Any],
+        request: GenerateContentRequest,
         *,
         answer_within: float | None = None,
     ) -> Events:

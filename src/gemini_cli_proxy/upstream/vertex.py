@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
 from ..credentials import VertexServiceAccountCredential
+from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
 from .http import bearer_headers, encode, request_json, sse_events
 from .replies import gemini_reply
@@ -63,13 +64,13 @@ class VertexClient:
         return f"{base}/v1/{where}/publishers/google/models/{model}:{method}"
 
     async def generate(
-        self, cred: VertexServiceAccountCredential, model: str, request: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, cred: VertexServiceAccountCredential, model: str, request: GenerateContentRequest
+    ) -> GenerateContentResponse:
         url = self.url(cred, model, "generateContent")
         body = encode(request)
 
-        async def call(token: str) -> dict[str, Any]:
-            reply: dict[str, Any] = await request_json(
+        async def call(token: str) -> GenerateContentResponse:
+            reply: GenerateContentResponse = await request_json(
                 self._session,
                 "POST",
                 url,
@@ -86,7 +87,7 @@ class VertexClient:
         self,
         cred: VertexServiceAccountCredential,
         model: str,
-        request: dict[str, Any],
+        request: GenerateContentRequest,
         *,
         answer_within: float | None = None,
     ) -> Events:
