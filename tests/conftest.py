@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from gemini_cli_proxy.app import create_app
+from gemini_cli_proxy.clock import SYSTEM_CLOCK, Clock
 from gemini_cli_proxy.settings import Settings
 from gemini_cli_proxy.testing import FakeGoogle, create_fake_app
 
@@ -98,9 +100,11 @@ def proxy_settings(fake_url: str, **overrides: Any) -> Settings:
 def start_proxy(loop_thread: LoopThread, fake: FakeGoogle, fake_server: FakeServer) -> Iterator[StartProxy]:
     runners: list[web.AppRunner] = []
 
-    def start(**overrides: Any) -> Proxy:
+    def start(*, clock: Clock = SYSTEM_CLOCK, **overrides: Any) -> Proxy:
+        """A proxy with these settings (see proxy_settings); `clock`: the app's time (see
+        support.ManualClock), so that a test can move it instead of sleeping."""
         settings = proxy_settings(fake_server.url, **overrides)
-        app = create_app(settings)
+        app = create_app(settings, clock=clock)
         runner, url = loop_thread.start_app(app)
         runners.append(runner)
         return Proxy(url, app, settings)
@@ -139,3 +143,15 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
     server = RedisServer.start(redis_binary, free_port(), tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A PROXY_STATE_URL of each kind, with state of this test's own: a new SQLite file, or a key
+    prefix of its own in the session's real redis-server."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'state.sqlite3'}"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f"{server.url}?prefix=test-{uuid.uuid4().hex}:"

@@ -20,6 +20,7 @@ import orjson
 import redis
 from aiohttp import web
 
+from gemini_cli_proxy.clock import Clock as AppClock
 from gemini_cli_proxy.server import make_runner
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -159,3 +160,41 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class ManualClock:
+    """Time a test moves, for the app's `clock=` (see `clock()`): wall time (epoch seconds) and
+    monotonic time move together, by `advance(seconds)` and by every `sleep(seconds)` the app awaits,
+    which records the wait in `sleeps` and returns at once instead of waiting.
+
+    `follow_real_time=False`: the clocks stand still between moves, so every time the app reads is
+    exact. `True`: they also run with the machine's clock, so that what really takes time (a fake
+    Google's scripted delay, a round trip) counts as it does in production. Wall time starts at the
+    machine's: a Redis store expires cooldown keys by its server's clock, an hour past their end."""
+
+    def __init__(self, *, follow_real_time: bool = False) -> None:
+        self._real = follow_real_time
+        self._wall_start = time.time()
+        self._monotonic_start = time.monotonic()
+        self.moved = 0.0  # seconds added by advance() and sleep()
+        self.sleeps: list[float] = []
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._monotonic_start if self._real else 0.0
+
+    def time(self) -> float:
+        return self._wall_start + self._elapsed() + self.moved
+
+    def monotonic(self) -> float:
+        return self._monotonic_start + self._elapsed() + self.moved
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.moved += seconds
+        await asyncio.sleep(0)  # still a suspension point, as a real sleep is
+
+    def advance(self, seconds: float) -> None:
+        self.moved += seconds
+
+    def clock(self) -> AppClock:
+        return AppClock(time=self.time, monotonic=self.monotonic, sleep=self.sleep)

@@ -130,14 +130,17 @@ def test_streamed_reasoning_content(start_proxy: StartProxy, fake: FakeGoogle) -
 
 def test_invalid_reasoning_values_are_400(start_proxy: StartProxy, fake: FakeGoogle) -> None:
     with start_proxy().client() as client:
-        for model, extra in [
-            ("gemini-2.5-pro", {"thinking_budget": 0}),
-            ("gemini-2.5-flash", {"reasoning_effort": "max"}),
-            ("gemini-2.0-flash", {"reasoning_effort": "low"}),
+        for model, extra, code in [
+            ("gemini-2.5-pro", {"thinking_budget": 0}, "invalid_value"),
+            ("gemini-2.5-flash", {"reasoning_effort": "max"}, "invalid_value"),
+            ("gemini-2.0-flash", {"reasoning_effort": "low"}, "unsupported_parameter"),
         ]:
             with pytest.raises(openai.BadRequestError) as caught:
                 client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": "x"}], extra_body=extra
                 )
-            assert caught.value.body is not None
+            # The parameter at fault, named, and why.
+            assert (caught.value.param, caught.value.code) == (next(iter(extra)), code), model
+            body = caught.value.body
+            assert isinstance(body, dict) and f"'{next(iter(extra))}'" in body["message"], body
     assert fake.generate_requests() == []

@@ -184,7 +184,9 @@ def test_sdk_raises_bad_request_for_invalid_input(client: openai.OpenAI) -> None
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="gemini-2.5-flash", messages=[], temperature=5)
     assert caught.value.status_code == 400
-    assert caught.value.body is not None
+    # The first problem, named: no messages (the temperature would be the next).
+    assert (caught.value.param, caught.value.code) == ("messages", "invalid_value")
+    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "invalid_request_error"
 
 
 def test_unknown_route_and_wrong_method_are_openai_errors(proxy: Proxy) -> None:

@@ -72,10 +72,19 @@ def test_found_exactly_what_orjson_refuses_or_writes_as_null(value: Any) -> None
 
 
 @pytest.mark.parametrize(
-    "value", [math.inf, [math.nan], {"a": -math.inf}, [None, math.inf], {"s": ":null,", "x": math.nan}]
+    ("value", "path"),
+    [
+        (math.inf, []),
+        ([math.nan], [0]),
+        ({"a": -math.inf}, ["a"]),
+        ([None, math.inf], [1]),
+        ({"s": ":null,", "x": math.nan}, ["x"]),
+    ],
 )
-def test_non_finite_floats_are_found_beside_nulls_and_alone(value: Any) -> None:
-    assert find_unsendable(value) is not None
+def test_non_finite_floats_are_found_beside_nulls_and_alone(value: Any, path: list[str | int]) -> None:
+    found = find_unsendable(value)
+    assert found is not None
+    assert found[0] == path and "finite" in found[1]  # where, and why
 
 
 def _non_finite(value: Any) -> bool:

@@ -159,15 +159,27 @@ def test_fetched_image_urls_are_taken_from_the_media_map() -> None:
 
 
 def test_text_response_format_and_auto_tool_choice_are_fine() -> None:
-    translate(
-        messages=[{"role": "user", "content": "x"}], response_format={"type": "text"}, tool_choice="auto"
-    )
+    """Both are Gemini's defaults: accepted, and sent as nothing (no responseMimeType, no toolConfig),
+    where a JSON format and a tool choice with tools are sent."""
+    messages = [{"role": "user", "content": "x"}]
+    plain = translate(messages=messages)
+    assert translate(messages=messages, response_format={"type": "text"}, tool_choice="auto") == plain
+    assert "responseMimeType" not in plain["generationConfig"] and "toolConfig" not in plain
+    as_json = translate(messages=messages, response_format={"type": "json_object"})
+    assert as_json["generationConfig"]["responseMimeType"] == "application/json"
+    with_tools = translate(messages=messages, tools=TOOLS, tool_choice="auto")
+    assert with_tools["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
 
 
-@pytest.mark.parametrize("seed", [2**63 - 1, -(2**63), 2**31, -(2**31), 7])
+@pytest.mark.parametrize("seed", [2**63 - 1, -(2**63), 2**31, -(2**31), 2**31 - 1, 7, -7])
 def test_any_openai_seed_is_folded_into_geminis_int32(seed: int) -> None:
     config = translate(messages=[{"role": "user", "content": "x"}], seed=seed)["generationConfig"]
     assert -(2**31) <= config["seed"] < 2**31
+    if -(2**31) < seed < 2**31:
+        assert config["seed"] == seed  # a seed Gemini can take goes as it is
+    # The same seed folds the same way every time: runs stay reproducible.
+    again = translate(messages=[{"role": "user", "content": "y"}], seed=seed)["generationConfig"]
+    assert again["seed"] == config["seed"]
 
 
 def test_tool_call_arguments_too_deep_for_gemini_are_refused_and_results_go_as_text() -> None:

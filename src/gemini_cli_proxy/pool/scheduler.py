@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -105,6 +106,8 @@ class Scheduler:
         # (credential, model) -> when the cooldown this process set ends: see known_unusable. Bounded
         # by credentials x models, each entry overwritten by the next cooldown.
         self._cooled_until: dict[tuple[str, str], float] = {}
+        # (project key, model) -> held while a 429 is turned into a cooldown; see report_failure.
+        self._cooling_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._book = QuotaBook()
         self._store = store
         self._clock = clock  # wall clock: instances on several machines compare these times
@@ -295,22 +298,30 @@ class Scheduler:
                     failure.quota_values,
                     infer_siblings=isinstance(cred, ApiKeyCredential) and cred.project is None,
                 )
-                if await self._cooling(cred, model, now):
-                    # A request that was already in flight when this episode's cooldown was set:
-                    # the same rate limit, not a new strike.
-                    return
-                previous = await self._store.strikes(cred.id, model)
-                base = (
-                    failure.retry_after if failure.retry_after is not None else self._policy.default_seconds
-                )
-                if base <= LAST_SECOND:
-                    # A 429 in a quota window's last second: the window ends now, so the key is no
-                    # worse than before it; wait the window out without a strike.
-                    strikes, seconds = previous, base
-                else:
-                    strikes = previous + 1
-                    seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
-                await self._cool_project(cred, model, Cooldown(start + seconds, "rate_limited", strikes))
+                # One 429 of a project at a time, from "already cooling?" to the cooldown written: on
+                # a store that awaits, concurrent 429s of one episode interleaved there, and a later
+                # one read the first one's strike and added a second (a doubled cooldown). (Another
+                # instance's 429 at the same moment can still race this; the store has no
+                # compare-and-set for it.)
+                async with self._cooling_locks[(cred.project_key(), model)]:
+                    if await self._cooling(cred, model, now):
+                        # A request that was already in flight when this episode's cooldown was
+                        # set: the same rate limit, not a new strike.
+                        return
+                    previous = await self._store.strikes(cred.id, model)
+                    base = (
+                        failure.retry_after
+                        if failure.retry_after is not None
+                        else self._policy.default_seconds
+                    )
+                    if base <= LAST_SECOND:
+                        # A 429 in a quota window's last second: the window ends now, so the key is
+                        # no worse than before it; wait the window out without a strike.
+                        strikes, seconds = previous, base
+                    else:
+                        strikes = previous + 1
+                        seconds = min(self._policy.max_seconds, base * 2 ** (strikes - 1))
+                    await self._cool_project(cred, model, Cooldown(start + seconds, "rate_limited", strikes))
                 log.warning(
                     "%s rate limited on %s; cooling down %.1fs (strike %d)",
                     cred.label,
