@@ -72,6 +72,8 @@ def assert_schema(instance: Any, root: str) -> None:
     )
 
 
+# The full extraction the fixture copy was taken from: it also has the Responses API's roots
+# (Response, ResponseStreamEvent), which the fixture copy (chat, models) leaves out.
 def recording(name: str) -> dict[str, Any]:
     data: dict[str, Any] = orjson.loads((FIXTURES / f"{name}.json").read_bytes())
     return data

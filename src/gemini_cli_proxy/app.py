@@ -21,12 +21,13 @@ from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, models, service
+from .routes import chat, debug, models, responses, service
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
 from .store import MemoryStore, StateStore, open_store
 from .store.resilient import ResilientStore
+from .stored_responses import ResponseStore
 from .upstream.apikey import ApiKeyClient, aistudio_models_url
 from .upstream.client import UpstreamClient
 from .upstream.codeassist import CodeAssistClient
@@ -126,6 +127,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
                 scheduler, usage, _clients(settings, session, store, clock), retry=retry, clock=clock
             ),
             media=media,
+            responses=ResponseStore(
+                store, ttl=settings.proxy_responses_ttl, max_bytes=settings.proxy_responses_max_bytes
+            ),
         )
         yield
     finally:
@@ -154,5 +158,6 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     service.register(app)
     models.register(app)
     chat.register(app)
+    responses.register(app)
     debug.register(app)
     return app

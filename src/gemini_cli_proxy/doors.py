@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from aiohttp import web
+
 from .errors import ProxyError
 from .frontdoor import FrontDoor
 from .sse import DONE, encode_event
+from .translate.responses_out import ResponsesStream
 from .wire import openai
 
 
-def _openai_stream_error(error: ProxyError) -> bytes:
+def _openai_stream_error(request: web.Request, error: ProxyError) -> bytes:
     # After the first byte of a stream: `data: {"error": {...}}`, then `data: [DONE]` (CONTRACT.md).
     return encode_event(openai.error_body(error)) + DONE
 
 
 # OpenAI's door owns every path no other door claims: /health, /, the debug routes, unknown ones.
 OPENAI = FrontDoor("openai", openai.error_body, _openai_stream_error, owns=lambda path: True)
+# The stream a Responses request has begun: its failure event carries the response so far and the
+# next sequence number.
+RESPONSES_STREAM = web.RequestKey("responses_stream", ResponsesStream)
+
+
+def _responses_stream_error(request: web.Request, error: ProxyError) -> bytes:
+    return request[RESPONSES_STREAM].fail(error.code or "server_error", error.message)
+
+
+def _responses_path(path: str) -> bool:
+    return path.startswith(("/v1/responses", "/responses"))
+
+
+# The Responses API answers errors as Chat Completions does, but ends a stream with `response.failed`.
+RESPONSES = FrontDoor("responses", openai.error_body, _responses_stream_error, owns=_responses_path)
 
 # The first door that owns a path answers for it.
-DOORS: tuple[FrontDoor, ...] = (OPENAI,)
+DOORS: tuple[FrontDoor, ...] = (RESPONSES, OPENAI)
 
 
 def door_for(path: str) -> FrontDoor:

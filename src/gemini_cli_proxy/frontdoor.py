@@ -26,7 +26,9 @@ from .errors import ProxyError
 class FrontDoor:
     name: str
     error_body: Callable[[ProxyError], Any]  # an error response's JSON body
-    stream_error: Callable[[ProxyError], bytes]  # what ends a begun stream with the error
+    # What ends a begun stream with the error; given the request, whose items hold the stream's state
+    # (a Responses stream's failure event carries its response and the next sequence number).
+    stream_error: Callable[[web.Request, ProxyError], bytes]
     owns: Callable[[str], bool]  # whether a request path is this door's
 
 
@@ -67,6 +69,6 @@ async def end_stream(request: web.Request, error: ProxyError) -> None:
     fields["stream_error"] = repr(error.message)
     try:
         async with asyncio.timeout(ENDING_SECONDS):
-            await request[OPEN_STREAM].write(request[FRONT_DOOR].stream_error(error))
+            await request[OPEN_STREAM].write(request[FRONT_DOOR].stream_error(request, error))
     except (ConnectionError, TimeoutError, RuntimeError):  # RuntimeError: aiohttp's "closed" write
         fields["client"] = "disconnected"

@@ -16,6 +16,7 @@ from .pool.usage import UsageRecorder
 from .settings import Settings
 from .signature_cache import SignatureCache
 from .store.base import StateStore
+from .stored_responses import ResponseStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Runtime:
     signatures: SignatureCache
     gateway: Gateway
     media: MediaFetcher
+    responses: ResponseStore  # stored Responses API responses
 
 
 @dataclass

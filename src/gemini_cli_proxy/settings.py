@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         default_factory=lambda: parse_safety_settings("OFF")
     )
 
+    # Stored Responses API responses (`store: true`): how long they are kept, and the largest record
+    # (the response with its input and the chain's history before it) that is kept at all.
+    proxy_responses_ttl: float = Field(604800.0, gt=0)
+    proxy_responses_max_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
     # Not in CONTRACT.md's table: operational limits an operator may want to tune.
     proxy_max_body_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     proxy_connect_timeout: float = Field(10.0, gt=0)

@@ -3,75 +3,33 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
 from aiohttp import web
 
-from .. import errors
 from ..frontdoor import LOG_FIELDS, begin_stream, json_response
 from ..pool.dispatch import GoogleStream
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
-from ..translate.media import media_urls
-from ..translate.request import to_gemini_request
 from ..translate.response import to_chat_completion
-from ..translate.signatures import conversation_digest, wanted_keys
+from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
 from ..wire.gemini import GenerateContentResponse
 from ..wire.openai import parse_chat_request
+from .turn import SSE_HEADERS, check_content_type, close_turn, gemini_request_for, model_info, random_id
 
 log = logging.getLogger("gemini_cli_proxy.chat")
-
-_JSON_TYPES = frozenset({"application/json", ""})
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    # nginx and friends buffer responses unless told not to; a buffered stream is no stream.
-    "X-Accel-Buffering": "no",
-}
-
-
-def _check_content_type(request: web.Request) -> None:
-    content_type = request.content_type
-    # aiohttp reports a missing header as application/octet-stream.
-    if "Content-Type" not in request.headers or content_type in _JSON_TYPES or content_type.endswith("+json"):
-        return
-    raise errors.invalid_request(
-        f"Unsupported Content-Type '{content_type}': send the body as JSON with "
-        "'Content-Type: application/json'.",
-        code="invalid_content_type",
-    )
-
-
-def _completion_id() -> str:
-    return f"chatcmpl-{os.urandom(16).hex()}"  # as random as uuid4().hex, at a fifth of the cost
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
-    _check_content_type(request)
-    body = await request.read()
-    req = parse_chat_request(body)
-    info = runtime.catalog.get(req.model)
-    if info is None:
-        raise errors.model_not_found(req.model)
+    check_content_type(request)
+    req = parse_chat_request(await request.read())
+    info = model_info(runtime, req.model)
     reasoning_output = runtime.settings.proxy_reasoning_output
-    urls = media_urls(req)
-    fetched = await runtime.media.fetch_all(urls) if urls else {}
-    keys = wanted_keys(req)
-    gemini_request, names = to_gemini_request(
-        req,
-        info,
-        show_thoughts=reasoning_output != "hidden",
-        media=fetched,
-        safety=runtime.settings.proxy_safety_settings,
-        # Only Gemini 3 refuses a turn without its signature: only then is a store round trip worth it.
-        known_signatures=await runtime.signatures.lookup(keys, shared=info.thinking == "level")
-        if keys
-        else None,
-        max_media_bytes=runtime.settings.proxy_max_image_bytes,
+    gemini_request, names = await gemini_request_for(
+        runtime, req, info, show_thoughts=reasoning_output != "hidden"
     )
     stream = req.stream if req.stream is not None else runtime.settings.proxy_stream_default
     fields = request[LOG_FIELDS]
@@ -79,23 +37,20 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     fields["stream"] = "true" if stream else "false"
     gateway = runtime.gateway
     created = int(time.time())
+    conversation = conversation_digest(req.messages)
     if not stream:
         reply, cred = await gateway.generate(info.id, gemini_request)
         fields["credential"] = repr(cred.label)
         translated = to_chat_completion(
             reply,
             model=req.model,
-            completion_id=_completion_id(),
+            completion_id=random_id("chatcmpl-"),
             created=created,
             names=names,
             reasoning_output=reasoning_output,
-            conversation=conversation_digest(req.messages),
+            conversation=conversation,
         )
-        runtime.signatures.put_many(translated.signatures)
-        counts = translated.completion["usage"]
-        gateway.record(
-            cred, info.id, tokens_in=counts["prompt_tokens"], tokens_out=counts["completion_tokens"]
-        )
+        close_turn(runtime, cred, info.id, translated.completion["usage"], translated.signatures)
         if translated.notes:
             fields["gemini"] = repr("; ".join(translated.notes))
         return json_response(translated.completion)
@@ -104,25 +59,21 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     translator = StreamTranslator(
         model=req.model,
-        completion_id=_completion_id(),
+        completion_id=random_id("chatcmpl-"),
         created=created,
         include_usage=include_usage,
         names=names,
         reasoning_output=reasoning_output,
-        conversation=conversation_digest(req.messages),
+        conversation=conversation,
     )
     # A stream may stay open for minutes: thousands of them should hold their translators, not every
-    # request's parsed messages, Gemini request and fetched images. (The raw body stays cached on
-    # aiohttp's request object, which the stream holds anyway.)
-    del req, gemini_request, fetched
+    # request's parsed messages and Gemini request. (The raw body stays cached on aiohttp's request
+    # object, which the stream holds anyway.)
+    del req, gemini_request
     try:
         return await _relay(request, translator, first, events, fields)
     finally:
-        runtime.signatures.put_many(translator.signatures)
-        counts = translator.usage()
-        gateway.record(
-            cred, info.id, tokens_in=counts["prompt_tokens"], tokens_out=counts["completion_tokens"]
-        )
+        close_turn(runtime, cred, info.id, translator.usage(), translator.signatures)
 
 
 def _encode(chunks: list[dict[str, Any]]) -> bytes:

@@ -111,8 +111,8 @@ class StateStore(Protocol):
     async def get_value(self, key: str) -> str | None: ...
 
     async def set_value(self, key: str, value: str, ttl: float | None = None) -> None:
-        """A small shared value (OAuth token, Code Assist project, thought signature), with an
-        optional time to live in seconds."""
+        """A small shared value (OAuth token, Code Assist project, thought signature, stored
+        response), with an optional time to live in seconds; a ttl of 0 or less removes it."""
         ...
 
     async def get_values(self, keys: Sequence[str]) -> list[str | None]:

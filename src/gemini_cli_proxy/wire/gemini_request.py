@@ -48,8 +48,13 @@ class FunctionDeclaration(TypedDict, total=False):
     parametersJsonSchema: dict[str, Any]
 
 
+class GoogleSearch(TypedDict, total=False):
+    """Grounding with Google Search (the Responses API's web_search): no settings sent."""
+
+
 class Tool(TypedDict, total=False):
     functionDeclarations: list[FunctionDeclaration]
+    googleSearch: GoogleSearch
 
 
 FunctionCallingMode = Literal["AUTO", "ANY", "NONE"]

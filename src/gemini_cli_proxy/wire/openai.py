@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import ProxyError, invalid_request, shown
-from .json_values import find_unsendable, render
+from ..errors import ProxyError
+from .validation import check_sendable, empty_body, validation_error
 
 # Gemini's token counts are int32; OpenAI's seed is int64.
 INT32_MAX = 2**31 - 1
@@ -184,43 +184,21 @@ _FREE_JSON_FIELDS = tuple(
 )
 
 
-def _check_sendable(value: Any, param: str) -> None:
-    found = find_unsendable(value)
-    if found is not None:
-        path, problem = found
-        where = render(param, path)
-        raise invalid_request(f"Invalid value for '{where}': {problem}.", param=where, code="invalid_value")
-
-
 def _check_free_json(req: ChatCompletionRequest) -> None:
     """Refuse what would fail (or change) on its way to Google, naming where it is."""
     for name in _FREE_JSON_FIELDS:
         value = getattr(req, name)
         if value is not None:
-            _check_sendable(value, name)
+            check_sendable(value, name)
     for index, message in enumerate(req.messages):
         if isinstance(message, AssistantMessage) and message.tool_calls:
             for position, call in enumerate(message.tool_calls):
                 if call.extra_content is not None:
-                    _check_sendable(
+                    check_sendable(
                         call.extra_content, f"messages[{index}].tool_calls[{position}].extra_content"
                     )
 
 
-def _param(loc: tuple[int | str, ...]) -> str:
-    """Pydantic's error location as OpenAI spells a param: `messages[0].content`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"function-after[...]", "function-before[...]"}:
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-_UNION_MEMBER = frozenset({"str", "none", "int", "float", "bool"})
 # Discriminated unions put the tag they chose into the error location; a client never wrote it.
 _TAGS = frozenset(
     {
@@ -239,66 +217,26 @@ _TAGS = frozenset(
 )
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    out: list[int | str] = []
-    previous: int | str | None = None
-    for part in loc:
-        is_member = isinstance(part, str) and (part in _UNION_MEMBER or "[" in part)
-        is_tag = isinstance(part, str) and isinstance(previous, int) and part in _TAGS
-        previous = part
-        if not (is_member or is_tag):  # e.g. `list[TextPart]`, or the role that chose the member
-            out.append(part)
-    return tuple(out)
-
-
-def _describe(error: Any) -> tuple[str, str]:
-    loc = _clean_loc(error["loc"])
-    # A message whose role is unknown fails the discriminator at `messages[i]`.
-    if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
-        tag_field = "role" if loc[:1] == ("messages",) and len(loc) == 2 else "type"
-        param = _param((*loc, tag_field))
-        if error["type"] == "union_tag_not_found":
-            return param, f"Missing required parameter: '{param}'."
-        tag = shown(str(error.get("ctx", {}).get("tag", "")), 40)  # not a 100 kB role, whole
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return param, f"Invalid value {tag!r} for '{param}'. Supported values are: {expected}."
-    param = _param(loc)
-    if error["type"] == "missing":
-        return param, f"Missing required parameter: '{param}'."
-    return param, f"Invalid value for '{param}': {error['msg']}."
-
-
 def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     """Validate a raw request body; every problem becomes one 400 that names the field."""
     if not body.strip():
-        raise invalid_request("The request body is empty; expected a JSON object.", code="invalid_json")
+        raise empty_body()
     try:
         req = ChatCompletionRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise _validation_error(exc) from None
+        raise chat_validation_error(exc) from None
     _check_free_json(req)
     return req
 
 
-def _validation_error(exc: ValidationError) -> ProxyError:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    if first["type"] in {"json_invalid", "json_type"}:
-        return invalid_request(
-            "We could not parse the JSON body of your request: the body must be a JSON object. "
-            f"({first['msg']})",
-            code="invalid_json",
-        )
-    if first["type"] == "model_type" and not first["loc"]:
-        return invalid_request("The request body must be a JSON object.", code="invalid_json")
-    # Each member of a union reports its own failure; the one that got deepest into the input is
-    # the member the client meant.
-    chosen = max(errors, key=lambda error: len(_clean_loc(error["loc"])))
-    param, message = _describe(chosen)
-    code = "missing_required_parameter" if chosen["type"] == "missing" else "invalid_value"
-    if param == "messages" and chosen["type"] == "too_short":
-        return invalid_request("'messages' must contain at least one message.", param="messages", code=code)
-    return invalid_request(message, param=param, code=code)
+def chat_validation_error(exc: ValidationError) -> ProxyError:
+    """The one 400 for a chat request that failed validation (also when a front door built it)."""
+    return validation_error(
+        exc,
+        _TAGS,
+        role_lists=frozenset({"messages"}),
+        too_short={"messages": "'messages' must contain at least one message."},
+    )
 
 
 def error_type(status: int) -> str:
