@@ -43,6 +43,18 @@ OPENAI_PLAIN = openai_body(False)
 OPENAI_STREAM = openai_body(True)
 
 
+def responses_body(stream: bool, content: str = "hello") -> bytes:
+    """The same turn for the Responses API (store false: the chat row stores nothing either)."""
+    body: dict[str, object] = {"model": MODEL, "input": content, "store": False}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body).encode()
+
+
+RESPONSES_PLAIN = responses_body(False)
+RESPONSES_STREAM = responses_body(True)
+
+
 # --------------------------------------------------------------------------------------------------
 # File descriptors
 # --------------------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ from common import (
     OPENAI_PLAIN,
     OPENAI_STREAM,
     OUT_DIR,
+    RESPONSES_PLAIN,
+    RESPONSES_STREAM,
     CpuMeter,
     Processes,
     children,
@@ -189,6 +191,12 @@ def openai_target(name: str, base: str) -> Target:
     return Target(name, url, url, OPENAI_PLAIN, OPENAI_STREAM)
 
 
+def responses_target(name: str, base: str) -> Target:
+    url = f"{base}/v1/responses"
+    # A Responses stream ends with its response.completed event, never data: [DONE].
+    return Target(name, url, url, RESPONSES_PLAIN, RESPONSES_STREAM, sends_done=False)
+
+
 @dataclass
 class ProxyConfig:
     key: str
@@ -199,6 +207,7 @@ class ProxyConfig:
     workers: int = 1
     cpu_cap: float | None = None  # each server process capped at this share of one CPU (cpu_budget.py)
     kinds: frozenset[str] | None = None  # measure only these of plain/stream
+    api: str = "chat"  # chat | responses: the front door the load goes to
 
 
 def _kinds(sections: set[str]) -> set[str]:
@@ -217,6 +226,7 @@ def _proxy_configs(sections: set[str]) -> list[ProxyConfig]:
         configs.append(
             ProxyConfig("meminfo", "proxy, memory://, 1 key, log level info (default)", log_level=None)
         )
+        configs.append(ProxyConfig("memresp", "proxy, memory://, 1 key, Responses API", api="responses"))
     if sections & {"stores", "workers"}:
         configs.append(ProxyConfig("sqlite", "proxy, SQLite, 1 key", state="sqlite"))
     if "stores" in sections:
@@ -284,7 +294,7 @@ def _measure_proxy(
             if budget is not None and cfg.cpu_cap is not None:
                 for pid in servers:
                     budget.cap(pid, cfg.cpu_cap)
-            target = openai_target(cfg.label, url)
+            target = (responses_target if cfg.api == "responses" else openai_target)(cfg.label, url)
             row = measure_target(cfg.key, target, settings, procs, log, kinds, server_pids=servers)
             row.peak_rss_mb = tree_peak_rss_mb(proc.pid) if cfg.workers > 1 else peak_rss_mb(proc.pid)
         finally:

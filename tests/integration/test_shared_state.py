@@ -176,3 +176,25 @@ def test_a_success_through_any_instance_clears_the_strikes(
     assert post(first.url).status_code == 429
     # Strike 1 again (1.2 s), not strike 2 (2.4 s).
     assert post(first.url).headers["Retry-After"] == "2"
+
+
+def test_stored_responses_are_found_by_every_worker(two_workers: str, fake: FakeGoogle) -> None:
+    """A Responses client's next turn (previous_response_id) may reach the other worker: the stored
+    response lives in the shared SQLite file, not in the worker that answered."""
+    fake.push(Reply.text("First answer."))
+    first = httpx.post(f"{two_workers}/v1/responses", json={"model": "gemini-2.5-flash", "input": "one"})
+    assert first.status_code == 200, first.text
+    response_id = first.json()["id"]
+    # Fresh connections: each is handed to either worker (one listening socket each, SO_REUSEPORT).
+    for _ in range(10):
+        with httpx.Client() as client:
+            assert client.get(f"{two_workers}/v1/responses/{response_id}").status_code == 200
+    fake.push(Reply.text("Second answer."))
+    with httpx.Client() as client:
+        second = client.post(
+            f"{two_workers}/v1/responses",
+            json={"model": "gemini-2.5-flash", "input": "two", "previous_response_id": response_id},
+        )
+    assert second.status_code == 200, second.text
+    contents = fake.generate_requests()[-1].request["contents"]
+    assert [part["text"] for c in contents for part in c["parts"]] == ["one", "First answer.", "two"]
