@@ -42,6 +42,16 @@ def invalid_request(message: str, *, param: str | None = None, code: str | None 
     return ProxyError(400, message, param=param, code=code)
 
 
+def unsupported_parameter(param: str, what: str) -> ProxyError:
+    """A parameter whose meaning cannot be carried to Gemini: refused, never silently dropped."""
+    return ProxyError(
+        400,
+        f"{what} is not supported by this proxy; remove '{param}' from the request.",
+        param=param,
+        code="unsupported_parameter",
+    )
+
+
 def invalid_api_key() -> ProxyError:
     return ProxyError(
         401,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..catalog import ModelInfo
-from ..errors import ProxyError, invalid_request
+from ..errors import invalid_request, unsupported_parameter
 from ..wire.gemini_request import GenerateContentRequest, GenerationConfig
 from ..wire.openai import ChatCompletionRequest
 from ..wire.safety import SafetySetting
@@ -23,24 +23,16 @@ OPENAI_MAX_STOP = 4
 INT32_LIMIT = 2**31
 
 
-def _unsupported(param: str, what: str) -> ProxyError:
-    return invalid_request(
-        f"{what} is not supported by this proxy yet; remove '{param}' from the request.",
-        param=param,
-        code="unsupported_parameter",
-    )
-
-
 def _check_supported(req: ChatCompletionRequest) -> None:
     """Refuse parameters whose meaning the translation below cannot carry to Gemini."""
     if req.audio is not None or (req.modalities and req.modalities != ["text"]):
-        raise _unsupported("modalities" if req.modalities else "audio", "Audio output")
+        raise unsupported_parameter("modalities" if req.modalities else "audio", "Audio output")
     if req.logit_bias:
-        raise _unsupported("logit_bias", "Gemini has no logit bias;")
+        raise unsupported_parameter("logit_bias", "Gemini has no logit bias;")
     if req.prediction is not None:
-        raise _unsupported("prediction", "Predicted outputs")
+        raise unsupported_parameter("prediction", "Predicted outputs")
     if req.web_search_options is not None:
-        raise _unsupported("web_search_options", "Web search")
+        raise unsupported_parameter("web_search_options", "Web search")
 
 
 def _check_penalty(model: ModelInfo, param: str) -> None:
@@ -112,7 +104,7 @@ def to_gemini_request(
     _check_supported(req)
     functions = declared_functions(req.tools, req.functions)
     if functions and not model.tools:
-        raise _unsupported("tools", f"Tool calling with {model.id}")
+        raise unsupported_parameter("tools", f"Tool calling with {model.id}")
     names = NameMap(function["name"] for function in functions)
     builder = ContentsBuilder(
         names,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
-from ..errors import ProxyError, invalid_request
+from ..errors import ProxyError, invalid_request, unsupported_parameter
 from .openai import INT32_MAX
 from .validation import check_sendable, empty_body, validation_error
 
@@ -356,14 +356,6 @@ def _error(exc: ValidationError) -> ProxyError:
     return validation_error(exc, _TAGS, tagged_fields=_TAGGED_FIELDS)
 
 
-def _unsupported(param: str, what: str) -> ProxyError:
-    return invalid_request(
-        f"{what} is not supported by this proxy; remove '{param}' from the request.",
-        param=param,
-        code="unsupported_parameter",
-    )
-
-
 def _check(req: ResponsesRequest) -> None:
     """Free JSON that would not survive the way to Google, and server features the proxy lacks."""
     for index, tool in enumerate(req.tools or ()):
@@ -376,11 +368,11 @@ def _check(req: ResponsesRequest) -> None:
     if req.text is not None and isinstance(req.text.format, TextFormatJsonSchema):
         check_sendable(req.text.format.json_schema, "text.format.schema")
     if req.background:
-        raise _unsupported("background", "Background mode")
+        raise unsupported_parameter("background", "Background mode")
     if req.conversation is not None:
-        raise _unsupported("conversation", "Conversations (use 'previous_response_id')")
+        raise unsupported_parameter("conversation", "Conversations (use 'previous_response_id')")
     if req.prompt is not None:
-        raise _unsupported("prompt", "Stored prompt templates")
+        raise unsupported_parameter("prompt", "Stored prompt templates")
 
 
 def parse_responses_request(body: bytes) -> ResponsesRequest:
