@@ -23,8 +23,8 @@ from gemini_cli_proxy.translate.responses_in import (
     flat_name,
     to_chat_form,
 )
-from gemini_cli_proxy.translate.responses_signatures import seal
 from gemini_cli_proxy.translate.responses_tools import ToolOrigin
+from gemini_cli_proxy.translate.sealed_signatures import seal
 from gemini_cli_proxy.translate.signatures import call_key, conversation_digest, text_key
 from gemini_cli_proxy.translate.tools import SKIP_SIGNATURE
 from gemini_cli_proxy.wire.gemini_request import GenerateContentRequest

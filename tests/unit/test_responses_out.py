@@ -18,8 +18,8 @@ from gemini_cli_proxy.translate.responses_out import (
     response_usage,
     to_response,
 )
-from gemini_cli_proxy.translate.responses_signatures import unseal
 from gemini_cli_proxy.translate.responses_tools import ToolNames, ToolOrigin
+from gemini_cli_proxy.translate.sealed_signatures import unseal
 from gemini_cli_proxy.translate.signatures import call_key
 from gemini_cli_proxy.translate.stream import StreamTranslator
 

@@ -11,7 +11,7 @@ chat side's tools, reasoning mapping, media and thought signatures.
   `tool` message. Images and files in a tool's output cannot ride in a chat tool message: they
   follow the run of tool messages as a user message (Gemini sees them right after the results).
 - `reasoning` items carry nothing to Gemini but the thought signatures this proxy sealed into their
-  `encrypted_content` (responses_signatures.py): they come back as `known_signatures`.
+  `encrypted_content` (sealed_signatures.py): they come back as `known_signatures`.
 - Tools become chat functions: a `function` as itself, each member of a `namespace` under a flat
   name (`flat_name`), a `custom` tool as a function of one string parameter (`input`). `ToolNames`
   says which Responses tool each declared name stands for, so a call is named back.
@@ -63,8 +63,8 @@ from ..wire.responses import (
     WebSearchTool,
     parse_items,
 )
-from .responses_signatures import unseal
 from .responses_tools import CUSTOM_INPUT, ToolNames, ToolOrigin
+from .sealed_signatures import unseal
 
 # Gemini's function names: a letter or `_`, then letters, digits, `_ . -` (and `:`), at most 64.
 MAX_NAME: Final = 64
@@ -137,7 +137,7 @@ class ChatForm:
     """A Responses request in the core's chat form, and what the chat form cannot say."""
 
     chat: ChatCompletionRequest  # what to_gemini_request translates
-    known_signatures: dict[str, str]  # from reasoning items' encrypted_content (responses_signatures.unseal)
+    known_signatures: dict[str, str]  # from reasoning items' encrypted_content (sealed_signatures.unseal)
     tools: ToolNames  # declared function name -> the Responses tool it stands for
     web_search: bool  # the client asked for web_search and it may be sent (no function tools)
     notes: list[str]  # what was dropped, for the access log line

@@ -4,7 +4,7 @@ The Responses door runs on the chat core: translate/response.py and translate/st
 answer into a `chat.completion` or `chat.completion.chunk`s, and this module turns those into what a
 Responses client reads. The output items, in OpenAI's order: a `reasoning` item (the thought summary,
 and, when the request's `include` asks for `reasoning.encrypted_content`, the turn's thought
-signatures sealed into `encrypted_content`, see responses_signatures.py), a `message` (`output_text`
+signatures sealed into `encrypted_content`, see sealed_signatures.py), a `message` (`output_text`
 and `refusal` parts), then one `function_call` or `custom_tool_call` per call, named back as the
 client declared it (responses_tools.py).
 
@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import orjson
 
-from .responses_signatures import seal
 from .responses_tools import CUSTOM_INPUT, ToolNames
+from .sealed_signatures import seal
 
 # The codes a Response's `error` may have (OpenAI's ResponseErrorCode); any other is a server_error.
 ERROR_CODES: Final = frozenset(

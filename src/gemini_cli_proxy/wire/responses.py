@@ -120,7 +120,7 @@ class ReasoningItem(_Model):
     id: str | None = None
     summary: list[SummaryText] = Field(default_factory=list)
     content: list[ReasoningText] | None = None
-    # What this proxy sealed into it (translate/responses_signatures.py), sent back verbatim.
+    # What this proxy sealed into it (translate/sealed_signatures.py), sent back verbatim.
     encrypted_content: str | None = None
 
 

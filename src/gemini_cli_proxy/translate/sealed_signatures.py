@@ -1,7 +1,9 @@
-"""Thought signatures inside a Responses API reasoning item's `encrypted_content`. Pure.
+"""Thought signatures sealed into the one opaque field a client carries back without reading it: a
+Responses API reasoning item's `encrypted_content`, an Anthropic thinking block's `signature`. Pure.
 
 Codex CLI keeps no server state (`store: false`) and sends each turn's reasoning items back verbatim
-on the next turn, `encrypted_content` included: the one field a client carries without reading it.
+on the next turn, `encrypted_content` included; Claude Code sends thinking blocks back, signature
+included.
 The proxy puts there the thought signatures of the turn (under the keys of translate/signatures.py:
 `call:<call id>`, `text:<hash of the reply text and the user turns before it>`), so the next turn
 can give Gemini back every signature without any server state. The content is not secret (Gemini's
