@@ -55,6 +55,22 @@ RESPONSES_PLAIN = responses_body(False)
 RESPONSES_STREAM = responses_body(True)
 
 
+def messages_body(stream: bool, content: str = "hello") -> bytes:
+    """The same turn for Anthropic's Messages API."""
+    body: dict[str, object] = {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": content}],
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body).encode()
+
+
+MESSAGES_PLAIN = messages_body(False)
+MESSAGES_STREAM = messages_body(True)
+
+
 # --------------------------------------------------------------------------------------------------
 # File descriptors
 # --------------------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ from common import (
     GEMINI_BODY,
     GOOGLE_KEY_HEADER,
     LOG_DIR,
+    MESSAGES_PLAIN,
+    MESSAGES_STREAM,
     MODEL,
     OPENAI_PLAIN,
     OPENAI_STREAM,
@@ -191,6 +193,12 @@ def openai_target(name: str, base: str) -> Target:
     return Target(name, url, url, OPENAI_PLAIN, OPENAI_STREAM)
 
 
+def messages_target(name: str, base: str) -> Target:
+    url = f"{base}/v1/messages"
+    # A Messages stream ends with its message_stop event, never data: [DONE].
+    return Target(name, url, url, MESSAGES_PLAIN, MESSAGES_STREAM, sends_done=False)
+
+
 def responses_target(name: str, base: str) -> Target:
     url = f"{base}/v1/responses"
     # A Responses stream ends with its response.completed event, never data: [DONE].
@@ -207,7 +215,7 @@ class ProxyConfig:
     workers: int = 1
     cpu_cap: float | None = None  # each server process capped at this share of one CPU (cpu_budget.py)
     kinds: frozenset[str] | None = None  # measure only these of plain/stream
-    api: str = "chat"  # chat | responses: the front door the load goes to
+    api: str = "chat"  # chat | responses | messages: the front door the load goes to
 
 
 def _kinds(sections: set[str]) -> set[str]:
@@ -227,6 +235,7 @@ def _proxy_configs(sections: set[str]) -> list[ProxyConfig]:
             ProxyConfig("meminfo", "proxy, memory://, 1 key, log level info (default)", log_level=None)
         )
         configs.append(ProxyConfig("memresp", "proxy, memory://, 1 key, Responses API", api="responses"))
+        configs.append(ProxyConfig("memmsg", "proxy, memory://, 1 key, Messages API", api="messages"))
     if sections & {"stores", "workers"}:
         configs.append(ProxyConfig("sqlite", "proxy, SQLite, 1 key", state="sqlite"))
     if "stores" in sections:
@@ -294,7 +303,8 @@ def _measure_proxy(
             if budget is not None and cfg.cpu_cap is not None:
                 for pid in servers:
                     budget.cap(pid, cfg.cpu_cap)
-            target = (responses_target if cfg.api == "responses" else openai_target)(cfg.label, url)
+            targets = {"responses": responses_target, "messages": messages_target}
+            target = targets.get(cfg.api, openai_target)(cfg.label, url)
             row = measure_target(cfg.key, target, settings, procs, log, kinds, server_pids=servers)
             row.peak_rss_mb = tree_peak_rss_mb(proc.pid) if cfg.workers > 1 else peak_rss_mb(proc.pid)
         finally:

@@ -21,7 +21,7 @@ from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, models, responses, service
+from .routes import chat, debug, messages, models, responses, service
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
@@ -150,7 +150,10 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
         middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
     )
     app[SETUP] = Setup(
-        settings, load_credentials(settings), Catalog.with_extras(settings.proxy_models), clock
+        settings,
+        load_credentials(settings),
+        Catalog.with_extras(settings.proxy_models, settings.proxy_model_aliases),
+        clock,
     )
     app[RUNNING] = Running()
     drain.install(app, settings.proxy_shutdown_grace)
@@ -159,5 +162,6 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     models.register(app)
     chat.register(app)
     responses.register(app)
+    messages.register(app)
     debug.register(app)
     return app

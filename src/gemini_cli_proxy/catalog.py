@@ -118,26 +118,55 @@ def _guess(model_id: str) -> ModelInfo:
 
 
 class Catalog:
-    """An immutable lookup of the models this proxy serves."""
+    """An immutable lookup of the models this proxy serves, and of the aliases clients with fixed
+    model names use (`PROXY_MODEL_ALIASES`: `claude-sonnet-4-5=gemini-2.5-pro`, and with a trailing
+    `*` a prefix: `claude-haiku-*=gemini-2.5-flash`)."""
 
-    def __init__(self, models: Iterable[ModelInfo]) -> None:
+    def __init__(self, models: Iterable[ModelInfo], aliases: Iterable[str] = ()) -> None:
         by_id: dict[str, ModelInfo] = {}
         for info in models:
             by_id.setdefault(info.id, info)
         self._by_id: Mapping[str, ModelInfo] = MappingProxyType(by_id)
-        # The list answer never changes, so it is built once.
-        self._listing = {"object": "list", "data": [m.as_openai() for m in by_id.values()]}
+        exact: dict[str, ModelInfo] = {}
+        prefixes: list[tuple[str, ModelInfo]] = []
+        for entry in aliases:
+            alias, sep, target = (part.strip() for part in entry.partition("="))
+            found = self._find(target)
+            if not sep or not alias or found is None:
+                raise ValueError(
+                    f"PROXY_MODEL_ALIASES: {entry!r} is not ALIAS=MODEL with a model this proxy serves "
+                    "(add it to PROXY_MODELS)"
+                )
+            if alias.endswith("*"):
+                prefixes.append((alias.removesuffix("*"), found))
+            else:
+                exact[alias] = found
+        self._aliases: Mapping[str, ModelInfo] = MappingProxyType(exact)
+        # The longest prefix wins: `claude-*` and `claude-haiku-*` may both be given.
+        self._prefixes = tuple(sorted(prefixes, key=lambda pair: -len(pair[0])))
+        # The list answer never changes, so it is built once: the models, then the exact aliases
+        # (a prefix names no one model id to list).
+        listed = [m.as_openai() for m in by_id.values()]
+        listed += [{**info.as_openai(), "id": alias, "alias_of": info.id} for alias, info in exact.items()]
+        self._listing = {"object": "list", "data": listed}
 
     @classmethod
-    def with_extras(cls, extra_ids: Iterable[str]) -> Catalog:
+    def with_extras(cls, extra_ids: Iterable[str], aliases: Iterable[str] = ()) -> Catalog:
         extras = [_guess(mid) for mid in extra_ids if mid]
-        return cls([*BUILT_IN_MODELS, *extras])
+        return cls([*BUILT_IN_MODELS, *extras], aliases)
 
-    def get(self, model_id: str) -> ModelInfo | None:
+    def _find(self, model_id: str) -> ModelInfo | None:
         info = self._by_id.get(model_id)
         if info is None and model_id.startswith("models/"):
             # Google's own spelling of a model name; accepted as a courtesy.
             info = self._by_id.get(model_id.removeprefix("models/"))
+        return info
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        """The model a client's id names: a model's own id, an alias, or an alias prefix."""
+        info = self._find(model_id) or self._aliases.get(model_id)
+        if info is None:
+            info = next((target for prefix, target in self._prefixes if model_id.startswith(prefix)), None)
         return info
 
     def listing(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ class ProxyError(Exception):
         code: str | None = None,
         param: str | None = None,
         retry_after: float | None = None,
+        overloaded: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -28,6 +29,9 @@ class ProxyError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
+        # Google had no capacity for the model (not this pool's quota): a door with its own word for
+        # that says so (Anthropic's 529 overloaded_error); OpenAI's calls it a 429.
+        self.overloaded = overloaded
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
@@ -95,9 +99,11 @@ def permission_denied(message: str) -> ProxyError:
     return ProxyError(403, message, code="permission_denied")
 
 
-def rate_limited(message: str, retry_after: float | None, *, daily: bool = False) -> ProxyError:
+def rate_limited(
+    message: str, retry_after: float | None, *, daily: bool = False, overloaded: bool = False
+) -> ProxyError:
     code = "insufficient_quota" if daily else "rate_limit_exceeded"
-    return ProxyError(429, message, code=code, retry_after=retry_after)
+    return ProxyError(429, message, code=code, retry_after=retry_after, overloaded=overloaded)
 
 
 def upstream_error(message: str) -> ProxyError:

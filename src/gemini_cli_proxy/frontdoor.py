@@ -30,6 +30,8 @@ class FrontDoor:
     # (a Responses stream's failure event carries its response and the next sequence number).
     stream_error: Callable[[web.Request, ProxyError], bytes]
     owns: Callable[[str], bool]  # whether a request path is this door's
+    # The HTTP status an error answers with: the neutral one, unless the door's API has its own.
+    status_of: Callable[[ProxyError], int] = lambda error: error.status
 
 
 # The door a request came in by (see error_middleware), and the stream a handler began: once a
@@ -51,7 +53,7 @@ def error_response(error: ProxyError, door: FrontDoor, request_id: str = "") -> 
     headers = error.headers()
     if request_id:
         headers["x-request-id"] = request_id
-    return json_response(door.error_body(error), status=error.status, headers=headers)
+    return json_response(door.error_body(error), status=door.status_of(error), headers=headers)
 
 
 async def begin_stream(request: web.Request, headers: Mapping[str, str]) -> web.StreamResponse:

@@ -121,7 +121,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def make_auth_middleware(keys: Iterable[str]) -> Middleware:
-    """Bearer-key check, constant time per key; a no-op when no key is configured."""
+    """Proxy-key check (`Authorization: Bearer`, or `x-api-key`), constant time per key; a no-op when
+    no key is configured."""
     encoded = tuple(key.encode() for key in keys)
 
     @web.middleware
@@ -130,6 +131,9 @@ def make_auth_middleware(keys: Iterable[str]) -> Middleware:
             header = request.headers.get("Authorization", "")
             scheme, _, presented = header.partition(" ")
             token = presented.strip().encode() if scheme.lower() == "bearer" else b""
+            if not token:
+                # Anthropic's clients send their key as x-api-key.
+                token = request.headers.get("x-api-key", "").strip().encode()
             # Compare against every key without stopping early, so timing says nothing.
             matched = False
             for key in encoded:

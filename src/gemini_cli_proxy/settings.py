@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     proxy_state_url: str = Field(default_factory=_default_state_url)
     proxy_stream_default: bool = False
     proxy_models: CommaList = []
+    # ALIAS=MODEL pairs (a trailing * in ALIAS matches a prefix): clients with fixed model names.
+    proxy_model_aliases: CommaList = []
     proxy_allow_private_image_urls: bool = False
     # The largest image the proxy fetches for an `image_url`; Google's inline-data limit is 20 MB.
     proxy_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
@@ -150,6 +152,7 @@ class Settings(BaseSettings):
         "gemini_backup_oauth_creds",
         "vertex_backup_credentials",
         "proxy_models",
+        "proxy_model_aliases",
         mode="before",
     )
     @classmethod

@@ -241,7 +241,7 @@ def to_proxy_error(error: UpstreamError) -> ProxyError:
             return errors.rate_limited(f"Google quota exhausted. {text}", error.retry_after, daily=True)
         case Verdict.CAPACITY:
             return errors.rate_limited(
-                f"Google has no capacity for this model now. {text}", error.retry_after
+                f"Google has no capacity for this model now. {text}", error.retry_after, overloaded=True
             )
         case Verdict.TIMEOUT:
             return errors.upstream_timeout(f"Google did not answer in time. {text}")

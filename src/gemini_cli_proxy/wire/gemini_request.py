@@ -80,6 +80,7 @@ class GenerationConfig(TypedDict, total=False):
     maxOutputTokens: int
     temperature: float
     topP: float
+    topK: int  # from Anthropic's top_k (chat has none)
     stopSequences: list[str]
     seed: int
     candidateCount: int
