@@ -77,7 +77,9 @@ def _clients(
             store=store,
         ),
         "vertex": VertexClient(session, base_url=settings.vertex_api_base_url, clock=clock.time),
-        "vertex-key": ApiKeyClient(session, vertex_express_models_url(settings.vertex_api_base_url)),
+        "vertex-key": ApiKeyClient(
+            session, vertex_express_models_url(settings.vertex_api_base_url), vertex=True
+        ),
     }
 
 

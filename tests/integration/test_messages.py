@@ -202,3 +202,15 @@ def test_a_stream_that_breaks_ends_with_an_error_event(proxy: Proxy, fake: FakeG
     )
     kind, data = sse_events(raw.text)[-1]
     assert kind == "error" and data["type"] == "error" and "overloaded" in data["error"]["message"]
+
+
+def test_count_tokens_asks_google(proxy: Proxy, fake: FakeGoogle) -> None:
+    counted = sdk(proxy).messages.count_tokens(
+        model=FLASH, system="Be brief.", messages=[{"role": "user", "content": "one two three"}]
+    )
+    # The fake counts whitespace words of every text part: the system instruction's and the turn's.
+    assert counted.input_tokens == 5
+    received = fake.received[-1]
+    assert received.action == "countTokens" and received.model == FLASH
+    assert "generationConfig" not in received.body["generateContentRequest"]
+    assert fake.generate_requests() == []  # counting generates nothing

@@ -8,9 +8,9 @@ They are bounded by a number of attempts and a total deadline, and failures that
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..credentials import Credential
@@ -21,6 +21,8 @@ from ..wire.gemini import GenerateContentResponse
 from ..wire.gemini_request import GenerateContentRequest
 from .scheduler import Scheduler
 from .usage import UsageRecorder
+
+Result = TypeVar("Result")
 
 _POOL_VERDICTS = frozenset({Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID})
 _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACHABLE})
@@ -76,15 +78,36 @@ class Gateway:
     async def generate(
         self, model: str, request: GenerateContentRequest
     ) -> tuple[GenerateContentResponse, Credential]:
+        return await self._through_pool(
+            model, lambda client, cred: client.generate(cred, model, request), counts_quota=True
+        )
+
+    async def count_tokens(self, model: str, request: GenerateContentRequest) -> int:
+        """Google's count of `request`'s prompt tokens, through the pool like a generation."""
+        count, _ = await self._through_pool(
+            model, lambda client, cred: client.count_tokens(cred, model, request), counts_quota=False
+        )
+        return count
+
+    async def _through_pool(
+        self,
+        model: str,
+        call: Callable[[UpstreamClient[Any], Credential], Awaitable[Result]],
+        *,
+        counts_quota: bool,
+    ) -> tuple[Result, Credential]:
+        """`call` through the plan's credentials until one answers; `counts_quota`: its success
+        spends the model's generation quota (countTokens spends none of it)."""
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
             sent_at = self._clock.time()
             try:
-                reply = await self._client(cred).generate(cred, model, request)
+                reply = await call(self._client(cred), cred)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure, sent_at)
                 continue
-            await self._scheduler.report_success(cred, model, sent_at=sent_at)
+            if counts_quota:
+                await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return reply, cred
         raise await attempts.give_up()
 

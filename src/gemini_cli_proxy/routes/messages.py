@@ -23,7 +23,7 @@ from ..translate.anthropic_out import MessagesStream, to_message
 from ..translate.response import to_chat_completion
 from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
-from ..wire.anthropic import parse_messages_request
+from ..wire.anthropic import parse_count_tokens_request, parse_messages_request
 from ..wire.gemini_request import GenerateContentRequest
 from .turn import SSE_HEADERS, check_content_type, close_turn, gemini_request_for, model_info, random_id
 
@@ -130,7 +130,27 @@ async def _relay(
     return response
 
 
+async def count_tokens(request: web.Request) -> web.Response:
+    """`{"input_tokens": N}`: Google's count (countTokens) of the prompt the request would send."""
+    runtime = runtime_of(request)
+    check_content_type(request)
+    req = parse_count_tokens_request(await request.read())
+    info = model_info(runtime, req.model)
+    form = to_chat_form(req)
+    try:
+        gemini_request, _ = await gemini_request_for(
+            runtime, form.chat, info, show_thoughts=False, brought=form.known_signatures
+        )
+    except ProxyError as error:
+        raise form.anthropic_error(error) from None
+    request[LOG_FIELDS]["model"] = info.id
+    # Only what the prompt holds: generation settings are not part of a count.
+    gemini_request.pop("generationConfig", None)
+    return json_response({"input_tokens": await runtime.gateway.count_tokens(info.id, gemini_request)})
+
+
 def register(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         # Claude Code calls /v1/messages?beta=true: the query string changes nothing here.
         app.router.add_post(f"{prefix}/messages", create_message)
+        app.router.add_post(f"{prefix}/messages/count_tokens", count_tokens)

@@ -31,6 +31,7 @@ from gemini_cli_proxy.testing.fake_replies import (
     StreamPlan,
     WirePlan,
     encode_pretty,
+    prompt_token_count,
     render,
     unwrap_delays,
 )
@@ -55,6 +56,7 @@ def create_fake_app(fake: FakeGoogle) -> web.Application:
     router.add_post("/v1/publishers/google/models/{tail}", _vertex)  # express mode: an API key, no project
     router.add_post("/v1internal:generateContent", _codeassist_generate)
     router.add_post("/v1internal:streamGenerateContent", _codeassist_generate)
+    router.add_post("/v1internal:countTokens", _codeassist_count_tokens)
     router.add_post("/v1internal:loadCodeAssist", _load_code_assist)
     router.add_post("/v1internal:onboardUser", _onboard_user)
     router.add_get("/v1internal/{name:operations/.+}", _operation)
@@ -117,7 +119,7 @@ async def _aistudio(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     ok, body = _parse_json(raw)
     fake.record(_received(request, raw, body, "aistudio", action, model=model or None, stream=stream))
-    if action not in GENERATE_ACTIONS or not model:
+    if action not in (*GENERATE_ACTIONS, "countTokens") or not model:
         return _google_error(404, "Method not found.", "NOT_FOUND")
     problem = fake.key_problem(request.headers.get("x-goog-api-key") or request.query.get("key"))
     if problem == "missing":
@@ -128,6 +130,12 @@ async def _aistudio(request: web.Request) -> web.StreamResponse:
         return _json(404, model_not_found_body(model, action))
     if not ok:
         return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    if action == "countTokens":
+        # AI Studio takes the whole request under generateContentRequest (or bare contents).
+        inner = body.get("generateContentRequest", body) if isinstance(body, dict) else body
+        if isinstance(inner, dict):
+            inner = {k: v for k, v in inner.items() if k != "model"}
+        return _count_tokens(inner, model)
     problem_text = validate_generate_request(body, model=model)
     if problem_text is not None:
         return _google_error(400, problem_text, "INVALID_ARGUMENT")
@@ -143,7 +151,7 @@ async def _vertex(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     ok, body = _parse_json(raw)
     fake.record(_received(request, raw, body, "vertex", action, model=model or None, stream=stream))
-    if action not in GENERATE_ACTIONS or not model:
+    if action not in (*GENERATE_ACTIONS, "countTokens") or not model:
         return _google_error(404, "Method not found.", "NOT_FOUND")
     project = request.match_info.get("project")
     name = request.path.removeprefix("/v1/").rpartition(":")[0]
@@ -161,11 +169,39 @@ async def _vertex(request: web.Request) -> web.StreamResponse:
         return _json(404, vertex_model_not_found_body(name))
     if not ok:
         return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    if action == "countTokens":
+        return _count_tokens(body, model)  # Vertex takes the request's fields at the top level
     problem_text = validate_generate_request(body, model=model)
     if problem_text is not None:
         return _google_error(400, problem_text, "INVALID_ARGUMENT")
     ctx = ServeContext("vertex", model, body, stream, fake.default_stream_chunks, fake.stream_delay)
     return await _answer(request, fake, ctx)
+
+
+def _count_tokens(request: Any, model: str) -> web.Response:
+    """countTokens: `{"totalTokens": N}` for a request Google would take, counted as the fake counts."""
+    problem_text = validate_generate_request(request, model=model)
+    if problem_text is not None:
+        return _google_error(400, problem_text, "INVALID_ARGUMENT")
+    return _json(200, {"totalTokens": prompt_token_count(request)})
+
+
+async def _codeassist_count_tokens(request: web.Request) -> web.StreamResponse:
+    """Code Assist's countTokens: `{"request": {"model": "models/X", "contents": [...]}}`."""
+    fake = request.app[FAKE_KEY]
+    raw = await request.read()
+    ok, body = _parse_json(raw)
+    inner = body.get("request") if isinstance(body, dict) else None
+    raw_model = inner.get("model") if isinstance(inner, dict) else None
+    model = raw_model.removeprefix("models/") if isinstance(raw_model, str) else None
+    fake.record(_received(request, raw, body, "codeassist", "countTokens", model=model))
+    if fake.authenticate(request.headers.get("Authorization")) is None:
+        return _unauthenticated()
+    if not ok or not isinstance(inner, dict) or model is None:
+        return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    if not fake.model_known(model):
+        return _google_error(404, "Requested entity was not found.", "NOT_FOUND")
+    return _count_tokens({"contents": inner.get("contents", [])}, model)
 
 
 async def _codeassist_generate(request: web.Request) -> web.StreamResponse:

@@ -8,7 +8,8 @@ location: Google derives them from the key, and only the global host serves it).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -16,7 +17,7 @@ from ..wire.gemini import GenerateContentResponse
 from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
 from .http import encode, key_headers, request_json, sse_events
-from .replies import gemini_reply
+from .replies import any_json, gemini_reply, total_tokens
 
 
 class KeyCredential(Protocol):
@@ -35,9 +36,16 @@ class ApiKeyClient:
 
     A key Google refuses stays refused: there is no token to renew."""
 
-    def __init__(self, session: aiohttp.ClientSession, models_url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, models_url: str, *, vertex: bool = False) -> None:
         self._session = session
         self._models = models_url  # ends with "/": the model id and method follow
+        self._vertex = vertex  # Vertex's countTokens takes the request's fields at the top level
+
+    def _count_body(self, model: str, request: GenerateContentRequest) -> Mapping[str, Any]:
+        if self._vertex:
+            return request
+        # AI Studio counts a whole GenerateContentRequest given under this name, model included.
+        return {"generateContentRequest": {"model": f"models/{model}", **request}}
 
     async def access_token(self, cred: KeyCredential) -> None:
         """An API key has no token."""
@@ -56,6 +64,19 @@ class ApiKeyClient:
             parse=gemini_reply,
         )
         return reply
+
+    async def count_tokens(self, cred: KeyCredential, model: str, request: GenerateContentRequest) -> int:
+        body = self._count_body(model, request)
+        reply = await request_json(
+            self._session,
+            "POST",
+            f"{self._models}{model}:countTokens",
+            headers=key_headers(cred.key),
+            body=encode(body),
+            secrets=cred.secrets(),
+            parse=any_json,
+        )
+        return total_tokens(reply)
 
     def stream(
         self,

@@ -35,6 +35,10 @@ class UpstreamClient(Protocol[Cred]):
         begin (its headers), else the session's timeout."""
         ...
 
+    async def count_tokens(self, cred: Cred, model: str, request: GenerateContentRequest) -> int:
+        """The tokens Google counts in `request`'s prompt (its countTokens method)."""
+        ...
+
     async def access_token(self, cred: Cred) -> str | None:
         """A valid access token for `cred` (refreshed or minted if needed); None when the
         credential has none (an API key)."""

@@ -24,7 +24,7 @@ from .client import Events
 from .errors import UpstreamError, Verdict
 from .http import bearer_headers, encode, request_json, sse_events
 from .oauth import TokenManager
-from .replies import Parser, any_json, code_assist_reply_of
+from .replies import Parser, any_json, code_assist_reply_of, total_tokens
 from .singleflight import SingleFlight
 from .tokens import call_with_token, stream_with_token
 
@@ -174,6 +174,11 @@ class CodeAssistClient:
             cred, "generateContent", envelope, parse=code_assist_reply_of
         )
         return reply
+
+    async def count_tokens(self, cred: OAuthCredential, model: str, request: GenerateContentRequest) -> int:
+        # Code Assist counts contents only (its countTokens request has no system instruction or tools).
+        body = {"request": {"model": f"models/{model}", "contents": request.get("contents", [])}}
+        return total_tokens(await self._call(cred, "countTokens", body))
 
     async def stream(
         self,

@@ -75,3 +75,13 @@ def code_assist_reply_of(raw: bytes, secrets: tuple[str, ...]) -> GenerateConten
     if "error" in response:
         raise _failed(response["error"], raw, secrets)
     return response
+
+
+def total_tokens(reply: Any) -> int:
+    """countTokens' `totalTokens` (a count may come as a string, as protobuf's JSON allows)."""
+    value = reply.get("totalTokens", 0) if isinstance(reply, dict) else None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise garbage("a countTokens reply without a valid totalTokens")
+    return value

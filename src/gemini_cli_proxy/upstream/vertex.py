@@ -19,7 +19,7 @@ from ..wire.gemini import GenerateContentResponse
 from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
 from .http import bearer_headers, encode, request_json, sse_events
-from .replies import gemini_reply
+from .replies import any_json, gemini_reply, total_tokens
 from .service_account import ServiceAccountTokens
 from .tokens import call_with_token, stream_with_token
 
@@ -80,6 +80,26 @@ class VertexClient:
                 parse=gemini_reply,
             )
             return reply
+
+        return await call_with_token(self._tokens, cred, call)
+
+    async def count_tokens(
+        self, cred: VertexServiceAccountCredential, model: str, request: GenerateContentRequest
+    ) -> int:
+        url = self.url(cred, model, "countTokens")
+        body = encode(request)  # Vertex takes the request's fields at the top level
+
+        async def call(token: str) -> int:
+            reply = await request_json(
+                self._session,
+                "POST",
+                url,
+                headers=bearer_headers(token),
+                body=body,
+                secrets=cred.secrets(),
+                parse=any_json,
+            )
+            return total_tokens(reply)
 
         return await call_with_token(self._tokens, cred, call)
 
