@@ -106,8 +106,8 @@ def rate_limited(
     return ProxyError(429, message, code=code, retry_after=retry_after, overloaded=overloaded)
 
 
-def upstream_error(message: str) -> ProxyError:
-    return ProxyError(502, message, code="upstream_error")
+def upstream_error(message: str, *, overloaded: bool = False) -> ProxyError:
+    return ProxyError(502, message, code="upstream_error", overloaded=overloaded)
 
 
 def upstream_timeout(message: str) -> ProxyError:

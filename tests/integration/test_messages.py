@@ -214,3 +214,25 @@ def test_count_tokens_asks_google(proxy: Proxy, fake: FakeGoogle) -> None:
     assert received.action == "countTokens" and received.model == FLASH
     assert "generationConfig" not in received.body["generateContentRequest"]
     assert fake.generate_requests() == []  # counting generates nothing
+
+
+def test_google_out_of_capacity_is_anthropics_529_overloaded_error(proxy: Proxy, fake: FakeGoogle) -> None:
+    fake.push(Reply.unavailable())
+    raw = httpx.post(
+        f"{proxy.url}/v1/messages",
+        json={"model": FLASH, "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]},
+        timeout=30,
+    )
+    assert raw.status_code == 529, raw.text
+    assert raw.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": raw.json()["error"]["message"]},
+    }
+    # The chat door says the same as a 429, as OpenAI's API does.
+    fake.push(Reply.unavailable())
+    chat = httpx.post(
+        f"{proxy.url}/v1/chat/completions",
+        json={"model": FLASH, "messages": [{"role": "user", "content": "x"}]},
+        timeout=30,
+    )
+    assert chat.status_code == 502 and chat.json()["error"]["code"] == "upstream_error"

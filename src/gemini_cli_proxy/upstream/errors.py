@@ -246,7 +246,10 @@ def to_proxy_error(error: UpstreamError) -> ProxyError:
         case Verdict.TIMEOUT:
             return errors.upstream_timeout(f"Google did not answer in time. {text}")
         case Verdict.SERVER | Verdict.UNREACHABLE if error.from_google:
-            return errors.upstream_error(f"Google failed to answer (HTTP {error.status}). {text}")
+            # Google's 503 UNAVAILABLE is "the model is overloaded": a door with a word for that uses it.
+            return errors.upstream_error(
+                f"Google failed to answer (HTTP {error.status}). {text}", overloaded=error.status == 503
+            )
         case Verdict.SERVER | Verdict.UNREACHABLE:
             return errors.upstream_error(text)
         case Verdict.CREDENTIAL_INVALID:
