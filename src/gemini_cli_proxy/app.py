@@ -21,7 +21,7 @@ from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, messages, models, responses, service
+from .routes import chat, debug, gemini, messages, models, responses, service
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
@@ -165,5 +165,6 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     chat.register(app)
     responses.register(app)
     messages.register(app)
+    gemini.register(app)
     debug.register(app)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
+import orjson
 from aiohttp import web
 
 from .errors import ProxyError
@@ -69,8 +71,53 @@ ANTHROPIC = FrontDoor(
     status_of=_anthropic_status,
 )
 
+# Google's own API: how its stream is framed (SSE with ?alt=sse, else one JSON array).
+GeminiStreamMode = Literal["sse", "array"]
+GEMINI_STREAM = web.RequestKey("gemini_stream", str)
+
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def _google_error_body(error: ProxyError) -> dict[str, Any]:
+    """Google's `{"error": {code, message, status, details}}`, with a RetryInfo when to retry is known."""
+    details: list[dict[str, Any]] = []
+    if error.retry_after is not None:
+        seconds = max(1, math.ceil(error.retry_after))
+        details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{seconds}s"})
+    status = _GOOGLE_STATUS.get(error.status, "INTERNAL" if error.status >= 500 else "INVALID_ARGUMENT")
+    return {"error": {"code": error.status, "message": error.message, "status": status, "details": details}}
+
+
+def _google_stream_error(request: web.Request, error: ProxyError) -> bytes:
+    data = orjson.dumps(_google_error_body(error))
+    if request.get(GEMINI_STREAM) == "array":
+        return b",\r\n" + data + b"]"
+    return b"data: " + data + b"\r\n\r\n"
+
+
+def _gemini_path(path: str) -> bool:
+    # /v1beta/..., and a model's method under /v1/ or bare (`/models/{model}:generateContent`).
+    return path.startswith("/v1beta/") or (path.startswith(("/v1/models/", "/models/")) and ":" in path)
+
+
+# Google's Gemini API: Google's error shape, and its error object to end a stream.
+GEMINI = FrontDoor("gemini", _google_error_body, _google_stream_error, owns=_gemini_path)
+
 # The first door that owns a path answers for it.
-DOORS: tuple[FrontDoor, ...] = (RESPONSES, ANTHROPIC, OPENAI)
+DOORS: tuple[FrontDoor, ...] = (RESPONSES, ANTHROPIC, GEMINI, OPENAI)
 
 
 def door_for(path: str) -> FrontDoor:

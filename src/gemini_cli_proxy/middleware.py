@@ -132,8 +132,14 @@ def make_auth_middleware(keys: Iterable[str]) -> Middleware:
             scheme, _, presented = header.partition(" ")
             token = presented.strip().encode() if scheme.lower() == "bearer" else b""
             if not token:
-                # Anthropic's clients send their key as x-api-key.
-                token = request.headers.get("x-api-key", "").strip().encode()
+                # Anthropic's clients send their key as x-api-key, Google's as x-goog-api-key or ?key=
+                # (never forwarded: the pool's credentials go upstream).
+                presented = (
+                    request.headers.get("x-api-key")
+                    or request.headers.get("x-goog-api-key")
+                    or request.query.get("key", "")
+                )
+                token = presented.strip().encode()
             # Compare against every key without stopping early, so timing says nothing.
             matched = False
             for key in encoded:

@@ -1,0 +1,118 @@
+"""Google's own Gemini API through the pool (`/v1beta/models/...`): bodies forwarded as they came, the
+pool's credential going upstream instead of the client's key, Google-shaped errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from gemini_cli_proxy.testing import FakeGoogle, Reply
+
+from conftest import Proxy, StartProxy
+from support import recording
+
+FLASH = "gemini-2.5-flash"
+KEYS = ["pool-key-a-1111", "pool-key-b-2222"]
+BODY: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "hello there"}]}]}
+
+
+def url(proxy: Proxy, model: str, method: str, query: str = "") -> str:
+    return f"{proxy.url}/v1beta/models/{model}:{method}{query}"
+
+
+def test_generate_content_is_forwarded_untouched_with_the_pools_key(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1], proxy_api_keys=["sk-client"])
+    body = {
+        **BODY,
+        "generationConfig": {"temperature": 0.3, "thinkingConfig": {"includeThoughts": True}},
+        "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"text": "earlier", "thoughtSignature": "c2lnLWtlcHQ="}]},
+            {"role": "user", "parts": [{"text": "hello there"}]},
+        ],
+    }
+    reply = httpx.post(
+        url(proxy, FLASH, "generateContent"), json=body, headers={"x-goog-api-key": "sk-client"}
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["candidates"][0]["content"]["parts"][0]["text"] == "Echo: hello there"
+    received = fake.generate_requests()[0]
+    assert received.request == body  # not a field added, dropped or changed
+    assert received.api_key == KEYS[0]  # the pool's key went upstream, not the client's
+
+
+def test_the_key_may_come_as_a_query_parameter_and_a_wrong_one_is_googles_401(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS[:1], proxy_api_keys=["sk-client"])
+    assert httpx.post(url(proxy, FLASH, "generateContent", "?key=sk-client"), json=BODY).status_code == 200
+    denied = httpx.post(url(proxy, FLASH, "generateContent", "?key=sk-wrong"), json=BODY)
+    assert denied.status_code == 401
+    assert denied.json()["error"]["status"] == "UNAUTHENTICATED" and denied.json()["error"]["code"] == 401
+    assert len(fake.generate_requests()) == 1
+
+
+def test_a_stream_is_relayed_as_sse_or_as_googles_json_array(proxy: Proxy, fake: FakeGoogle) -> None:
+    fake.push(Reply.text("one two three", chunks=3))
+    sse = httpx.post(url(proxy, FLASH, "streamGenerateContent", "?alt=sse"), json=BODY, timeout=30)
+    assert sse.headers["Content-Type"].startswith("text/event-stream")
+    events = [orjson.loads(line.removeprefix("data: ")) for line in sse.text.split("\r\n") if line]
+    text = "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in events)
+    assert text == "one two three"
+    fake.push(Reply.text("four five", chunks=2))
+    array = httpx.post(url(proxy, FLASH, "streamGenerateContent"), json=BODY, timeout=30)
+    items = orjson.loads(array.content)
+    assert isinstance(items, list) and len(items) == 2
+    assert "".join(i["candidates"][0]["content"]["parts"][0]["text"] for i in items) == "four five"
+
+
+def test_a_rate_limited_key_fails_over_and_a_spent_pool_is_googles_429(
+    start_proxy: StartProxy, fake: FakeGoogle
+) -> None:
+    proxy = start_proxy(gemini_api_keys=KEYS)
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    assert httpx.post(url(proxy, FLASH, "generateContent"), json=BODY).status_code == 200
+    fake.push(Reply.rate_limited(retry_delay="30s"))
+    spent = httpx.post(url(proxy, FLASH, "generateContent"), json=BODY)
+    assert spent.status_code == 429 and int(spent.headers["Retry-After"]) >= 29
+    error = spent.json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED" and error["code"] == 429
+    assert error["details"][0]["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
+    assert KEYS[0] not in spent.text and KEYS[1] not in spent.text
+
+
+def test_count_tokens_and_the_model_list(proxy: Proxy, fake: FakeGoogle) -> None:
+    counted = httpx.post(url(proxy, FLASH, "countTokens"), json=BODY)
+    assert counted.json() == {"totalTokens": 2}
+    models = httpx.get(f"{proxy.url}/v1beta/models").json()["models"]
+    assert {"name": f"models/{FLASH}"}.items() <= next(
+        m for m in models if m["name"] == f"models/{FLASH}"
+    ).items()
+    assert httpx.get(f"{proxy.url}/v1beta/models/{FLASH}").json()["name"] == f"models/{FLASH}"
+    unknown = httpx.post(url(proxy, "gemini-nope", "generateContent"), json=BODY)
+    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_gemini_clis_recorded_request_is_forwarded(proxy: Proxy, fake: FakeGoogle) -> None:
+    recorded = recording("gemini-cli-0.61.0-stream-generate")
+    response = httpx.post(f"{proxy.url}{recorded['path']}", json=recorded["body"], timeout=30)
+    assert response.status_code == 200, response.text
+    assert fake.generate_requests()[0].request == recorded["body"]
+
+
+def test_a_stream_that_breaks_ends_with_googles_error_object(proxy: Proxy, fake: FakeGoogle) -> None:
+    fake.push(
+        Reply.stream(
+            [
+                {"candidates": [{"content": {"role": "model", "parts": [{"text": "partial "}]}}]},
+                {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}},
+            ]
+        )
+    )
+    raw = httpx.post(url(proxy, FLASH, "streamGenerateContent", "?alt=sse"), json=BODY, timeout=30)
+    last = orjson.loads([line for line in raw.text.split("\r\n") if line][-1].removeprefix("data: "))
+    assert last["error"]["status"] == "UNAVAILABLE" and "overloaded" in last["error"]["message"]
