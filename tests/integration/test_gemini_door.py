@@ -116,3 +116,61 @@ def test_a_stream_that_breaks_ends_with_googles_error_object(proxy: Proxy, fake:
     raw = httpx.post(url(proxy, FLASH, "streamGenerateContent", "?alt=sse"), json=BODY, timeout=30)
     last = orjson.loads([line for line in raw.text.split("\r\n") if line][-1].removeprefix("data: "))
     assert last["error"]["status"] == "UNAVAILABLE" and "overloaded" in last["error"]["message"]
+
+
+def test_the_google_genai_sdk_through_the_pool(proxy: Proxy, fake: FakeGoogle) -> None:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="any-key", http_options=types.HttpOptions(base_url=proxy.url))
+    reply = client.models.generate_content(model=FLASH, contents="hello there")
+    assert reply.text == "Echo: hello there"
+    fake.push(Reply.text("one two three", chunks=3))
+    streamed = "".join(
+        chunk.text or "" for chunk in client.models.generate_content_stream(model=FLASH, contents="x")
+    )
+    assert streamed == "one two three"
+    assert client.models.count_tokens(model=FLASH, contents="four five six").total_tokens == 3
+    # A Gemini 3 function call round trip: the signature comes back to Google untouched.
+    call = {"functionCall": {"name": "get_time", "args": {"zone": "UTC"}}, "thoughtSignature": "c2lnLWdlbmFp"}
+    fake.push(
+        Reply.response(
+            {
+                "candidates": [
+                    {"content": {"role": "model", "parts": [call]}, "finishReason": "STOP", "index": 0}
+                ]
+            }
+        )
+    )
+    tool = types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(
+                name="get_time",
+                parameters=types.Schema(
+                    type=types.Type.OBJECT, properties={"zone": types.Schema(type=types.Type.STRING)}
+                ),
+            )
+        ]
+    )
+    config = types.GenerateContentConfig(tools=[tool])
+    first = client.models.generate_content(
+        model="gemini-3-pro-preview", contents="what time is it?", config=config
+    )
+    assert first.candidates and first.candidates[0].content
+    model_turn = first.candidates[0].content
+    answer = types.Content(
+        role="user",
+        parts=[types.Part.from_function_response(name="get_time", response={"time": "12:00"})],
+    )
+    client.models.generate_content(
+        model="gemini-3-pro-preview",
+        contents=[
+            types.Content(role="user", parts=[types.Part(text="what time is it?")]),
+            model_turn,
+            answer,
+        ],
+        config=config,
+    )
+    sent = fake.generate_requests()[-1].request["contents"]
+    assert sent[1]["parts"][0]["thoughtSignature"] == "c2lnLWdlbmFp"
+    assert sent[2]["parts"][0]["functionResponse"]["response"] == {"time": "12:00"}
