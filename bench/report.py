@@ -382,6 +382,19 @@ def _targets(results: Results) -> list[str]:
             share = door_r.rps / chat_r.rps
             seen = f"{door_r.rps:,.0f} req/s = {share:.0%} of chat's {chat_r.rps:,.0f}"
             rows.append((name, seen, want, share >= 1 - TARGET_DOOR_GAP))
+    gemini = results.row("memgem")
+    for label, kind in (("plain", "plain"), ("stream", "stream")):
+        chat_r = getattr(mem, kind) if mem else None
+        door_r = getattr(gemini, kind) if gemini else None
+        name = f"Gemini API {label} req/s against chat (1 key)"
+        want = "at least the chat row's req/s (it translates nothing)"
+        if chat_r is None or door_r is None or not chat_r.rps:
+            rows.append((name, "n/a", want, None))
+            continue
+        share = door_r.rps / chat_r.rps
+        rows.append(
+            (name, f"{door_r.rps:,.0f} req/s = {share:.0%} of chat's {chat_r.rps:,.0f}", want, share >= 1)
+        )
 
     direct = results.row("direct")
     if (

@@ -199,6 +199,18 @@ def messages_target(name: str, base: str) -> Target:
     return Target(name, url, url, MESSAGES_PLAIN, MESSAGES_STREAM, sends_done=False)
 
 
+def gemini_target(name: str, base: str) -> Target:
+    # Google's own API through the proxy: the same body the direct row sends to the fake.
+    return Target(
+        name,
+        f"{base}/v1beta/models/{MODEL}:generateContent",
+        f"{base}/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
+        GEMINI_BODY,
+        GEMINI_BODY,
+        sends_done=False,
+    )
+
+
 def responses_target(name: str, base: str) -> Target:
     url = f"{base}/v1/responses"
     # A Responses stream ends with its response.completed event, never data: [DONE].
@@ -215,7 +227,7 @@ class ProxyConfig:
     workers: int = 1
     cpu_cap: float | None = None  # each server process capped at this share of one CPU (cpu_budget.py)
     kinds: frozenset[str] | None = None  # measure only these of plain/stream
-    api: str = "chat"  # chat | responses | messages: the front door the load goes to
+    api: str = "chat"  # chat | responses | messages | gemini: the front door the load goes to
 
 
 def _kinds(sections: set[str]) -> set[str]:
@@ -236,6 +248,7 @@ def _proxy_configs(sections: set[str]) -> list[ProxyConfig]:
         )
         configs.append(ProxyConfig("memresp", "proxy, memory://, 1 key, Responses API", api="responses"))
         configs.append(ProxyConfig("memmsg", "proxy, memory://, 1 key, Messages API", api="messages"))
+        configs.append(ProxyConfig("memgem", "proxy, memory://, 1 key, Gemini API", api="gemini"))
     if sections & {"stores", "workers"}:
         configs.append(ProxyConfig("sqlite", "proxy, SQLite, 1 key", state="sqlite"))
     if "stores" in sections:
@@ -303,7 +316,7 @@ def _measure_proxy(
             if budget is not None and cfg.cpu_cap is not None:
                 for pid in servers:
                     budget.cap(pid, cfg.cpu_cap)
-            targets = {"responses": responses_target, "messages": messages_target}
+            targets = {"responses": responses_target, "messages": messages_target, "gemini": gemini_target}
             target = targets.get(cfg.api, openai_target)(cfg.label, url)
             row = measure_target(cfg.key, target, settings, procs, log, kinds, server_pids=servers)
             row.peak_rss_mb = tree_peak_rss_mb(proc.pid) if cfg.workers > 1 else peak_rss_mb(proc.pid)

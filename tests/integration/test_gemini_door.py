@@ -3,14 +3,17 @@ pool's credential going upstream instead of the client's key, Google-shaped erro
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from gemini_cli_proxy.testing import FakeGoogle, Reply
 
-from conftest import Proxy, StartProxy
+from .test_hostile_upstream import start_kind
+from conftest import FakeServer, Proxy, StartProxy
 from support import recording
 
 FLASH = "gemini-2.5-flash"
@@ -174,3 +177,21 @@ def test_the_google_genai_sdk_through_the_pool(proxy: Proxy, fake: FakeGoogle) -
     sent = fake.generate_requests()[-1].request["contents"]
     assert sent[1]["parts"][0]["thoughtSignature"] == "c2lnLWdlbmFp"
     assert sent[2]["parts"][0]["functionResponse"]["response"] == {"time": "12:00"}
+
+
+@pytest.mark.parametrize("kind", ["aistudio", "vertex", "codeassist"])
+def test_every_credential_kind_serves_the_gemini_door(
+    kind: str, start_proxy: StartProxy, fake: FakeGoogle, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """A google-genai client gets Code Assist and Vertex credentials it could not use itself: the pool
+    wraps the body in Code Assist's envelope, or calls Vertex's path, and unwraps the reply."""
+    proxy = start_kind(kind, start_proxy, fake, fake_server.url, tmp_path)
+    plain = httpx.post(url(proxy, FLASH, "generateContent"), json=BODY, timeout=30)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["candidates"][0]["content"]["parts"][0]["text"] == "Echo: hello there"
+    fake.push(Reply.text("one two", chunks=2))
+    streamed = httpx.post(url(proxy, FLASH, "streamGenerateContent", "?alt=sse"), json=BODY, timeout=30)
+    events = [orjson.loads(line.removeprefix("data: ")) for line in streamed.text.split("\r\n") if line]
+    assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in events) == "one two"
+    received = fake.generate_requests()[0]
+    assert received.api == kind and received.request == BODY  # forwarded as it came, whatever the kind
