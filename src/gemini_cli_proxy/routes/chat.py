@@ -12,12 +12,19 @@ from ..frontdoor import LOG_FIELDS, begin_stream, json_response
 from ..pool.dispatch import GoogleStream
 from ..runtime import runtime_of
 from ..sse import DONE, encode_event
-from ..translate.response import to_chat_completion
 from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
 from ..wire.gemini import GenerateContentResponse
 from ..wire.openai import parse_chat_request
-from .turn import SSE_HEADERS, check_content_type, close_turn, gemini_request_for, model_info, random_id
+from .turn import (
+    SSE_HEADERS,
+    check_content_type,
+    close_turn,
+    gemini_request_for,
+    generated_turn,
+    model_info,
+    random_id,
+)
 
 log = logging.getLogger("gemini_cli_proxy.chat")
 
@@ -39,20 +46,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     created = int(time.time())
     conversation = conversation_digest(req.messages)
     if not stream:
-        reply, cred = await gateway.generate(info.id, gemini_request)
-        fields["credential"] = repr(cred.label)
-        translated = to_chat_completion(
-            reply,
+        translated = await generated_turn(
+            runtime,
+            fields,
+            info,
+            gemini_request,
+            names,
             model=req.model,
-            completion_id=random_id("chatcmpl-"),
+            reply_id=random_id("chatcmpl-"),
             created=created,
-            names=names,
-            reasoning_output=reasoning_output,
             conversation=conversation,
+            reasoning_output=reasoning_output,
         )
-        close_turn(runtime, cred, info.id, translated.completion["usage"], translated.signatures)
-        if translated.notes:
-            fields["gemini"] = repr("; ".join(translated.notes))
         return json_response(translated.completion)
     first, events, cred = await gateway.open_stream(info.id, gemini_request)
     fields["credential"] = repr(cred.label)

@@ -20,12 +20,19 @@ from ..pool.dispatch import GoogleStream
 from ..runtime import runtime_of
 from ..translate.anthropic_in import MessagesForm, to_chat_form
 from ..translate.anthropic_out import MessagesStream, to_message
-from ..translate.response import to_chat_completion
 from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
 from ..wire.anthropic import parse_count_tokens_request, parse_messages_request
 from ..wire.gemini_request import GenerateContentRequest
-from .turn import SSE_HEADERS, check_content_type, close_turn, gemini_request_for, model_info, random_id
+from .turn import (
+    SSE_HEADERS,
+    check_content_type,
+    close_turn,
+    gemini_request_for,
+    generated_turn,
+    model_info,
+    random_id,
+)
 
 
 def _adjust(request: GenerateContentRequest, form: MessagesForm) -> None:
@@ -59,20 +66,18 @@ async def create_message(request: web.Request) -> web.StreamResponse:
     conversation = conversation_digest(chat.messages)
     gateway = runtime.gateway
     if not req.stream:
-        reply, cred = await gateway.generate(info.id, gemini_request)
-        fields["credential"] = repr(cred.label)
-        translated = to_chat_completion(
-            reply,
+        translated = await generated_turn(
+            runtime,
+            fields,
+            info,
+            gemini_request,
+            names,
             model=req.model,
-            completion_id=message_id,
+            reply_id=message_id,
             created=int(time.time()),
-            names=names,
-            reasoning_output="reasoning_content",
             conversation=conversation,
+            reasoning_output="reasoning_content",
         )
-        close_turn(runtime, cred, info.id, translated.completion["usage"], translated.signatures)
-        if translated.notes:
-            fields["gemini"] = repr("; ".join(translated.notes))
         return json_response(
             to_message(
                 translated.completion,

@@ -21,14 +21,21 @@ from ..frontdoor import LOG_FIELDS, begin_stream, json_response
 from ..pool.dispatch import GoogleStream
 from ..runtime import Runtime, runtime_of
 from ..stored_responses import StoredResponse
-from ..translate.response import to_chat_completion
 from ..translate.responses_in import ChatForm, to_chat_form
 from ..translate.responses_out import ResponsesStream, to_response
 from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
 from ..wire.gemini_request import GenerateContentRequest
 from ..wire.responses import parse_responses_request
-from .turn import SSE_HEADERS, check_content_type, close_turn, gemini_request_for, model_info, random_id
+from .turn import (
+    SSE_HEADERS,
+    check_content_type,
+    close_turn,
+    gemini_request_for,
+    generated_turn,
+    model_info,
+    random_id,
+)
 
 # Request fields a Response echoes back as they were sent.
 _ECHOED = (
@@ -115,20 +122,18 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     store = req.store is not False
     gateway = runtime.gateway
     if not req.stream:
-        reply, cred = await gateway.generate(info.id, gemini_request)
-        fields["credential"] = repr(cred.label)
-        translated = to_chat_completion(
-            reply,
+        translated = await generated_turn(
+            runtime,
+            fields,
+            info,
+            gemini_request,
+            names,
             model=req.model,
-            completion_id=response_id,
+            reply_id=response_id,
             created=created,
-            names=names,
-            reasoning_output="reasoning_content",
             conversation=conversation,
+            reasoning_output="reasoning_content",
         )
-        close_turn(runtime, cred, info.id, translated.completion["usage"], translated.signatures)
-        if translated.notes:
-            fields["gemini"] = repr("; ".join(translated.notes))
         response = to_response(
             translated.completion,
             response_id=response_id,

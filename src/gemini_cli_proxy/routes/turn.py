@@ -16,6 +16,7 @@ from ..credentials import Credential
 from ..runtime import Runtime
 from ..translate.media import media_urls
 from ..translate.request import to_gemini_request
+from ..translate.response import ReasoningOutput, Translated, to_chat_completion
 from ..translate.signatures import wanted_keys
 from ..translate.tools import NameMap
 from ..wire.gemini_request import GenerateContentRequest
@@ -93,3 +94,35 @@ def close_turn(
     runtime.gateway.record(
         cred, model_id, tokens_in=usage.get("prompt_tokens", 0), tokens_out=usage.get("completion_tokens", 0)
     )
+
+
+async def generated_turn(
+    runtime: Runtime,
+    fields: dict[str, Any],
+    info: ModelInfo,
+    request: GenerateContentRequest,
+    names: NameMap,
+    *,
+    model: str,
+    reply_id: str,
+    created: int,
+    conversation: str,
+    reasoning_output: ReasoningOutput = "reasoning_content",
+) -> Translated:
+    """One non-streamed turn through the pool, as a chat completion (what each door then reshapes):
+    the credential and Google's notes go in the access line, the signatures and usage are kept."""
+    reply, cred = await runtime.gateway.generate(info.id, request)
+    fields["credential"] = repr(cred.label)
+    translated = to_chat_completion(
+        reply,
+        model=model,
+        completion_id=reply_id,
+        created=created,
+        names=names,
+        reasoning_output=reasoning_output,
+        conversation=conversation,
+    )
+    close_turn(runtime, cred, info.id, translated.completion["usage"], translated.signatures)
+    if translated.notes:
+        fields["gemini"] = repr("; ".join(translated.notes))
+    return translated

@@ -65,6 +65,7 @@ from ..wire.anthropic import (
     URLSource,
 )
 from ..wire.openai import ChatCompletionRequest, chat_validation_error
+from .param_names import EXACT, rename, renamed
 from .sealed_signatures import unseal
 
 # Chat's (and Gemini's) limit on stop sequences.
@@ -124,33 +125,15 @@ _TOP_LEVEL: Final = {
     "response_format.json_schema": "output_config.format",
     "response_format.json_schema.schema": "output_config.format.schema",
 }
-_QUOTED_PARAM: Final = re.compile(r"'([A-Za-z_][^'\s]*)'")
-_EXACT: Final = "="  # an origin ending so takes no sub-path of the chat param
-
-
-def _prefixes(param: str) -> list[tuple[str, str]]:
-    """(prefix, rest) for `param` and each shorter prefix ending before a `.` or `[`."""
-    out = [(param, "")]
-    for at in range(len(param) - 1, 0, -1):
-        if param[at] in ".[":
-            out.append((param[:at], param[at:]))
-    return out
+_EXACT: Final = EXACT
 
 
 def _rename(param: str, origins: Mapping[str, str]) -> str:
-    for prefix, rest in _prefixes(param):
-        found = origins.get(prefix) or _TOP_LEVEL.get(prefix)
-        if found is not None:
-            return found[:-1] if found.endswith(_EXACT) else found + rest
-    return param
+    return rename(param, origins, _TOP_LEVEL)
 
 
 def _renamed(error: ProxyError, origins: Mapping[str, str]) -> ProxyError:
-    param = _rename(error.param, origins) if error.param else error.param
-    message = _QUOTED_PARAM.sub(lambda match: f"'{_rename(match.group(1), origins)}'", error.message)
-    if param == error.param and message == error.message:
-        return error
-    return ProxyError(error.status, message, code=error.code, param=param, retry_after=error.retry_after)
+    return renamed(error, origins, _TOP_LEVEL)
 
 
 def _bad(param: str, message: str, code: str = "invalid_value") -> ProxyError:

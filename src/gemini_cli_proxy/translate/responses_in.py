@@ -63,6 +63,7 @@ from ..wire.responses import (
     WebSearchTool,
     parse_items,
 )
+from .param_names import EXACT, rename, renamed
 from .responses_tools import CUSTOM_INPUT, ToolNames, ToolOrigin
 from .sealed_signatures import unseal
 
@@ -167,33 +168,15 @@ _TOP_LEVEL: Final = {
     "response_format.json_schema": "text.format",
     "response_format.json_schema.schema": "text.format.schema",
 }
-_QUOTED_PARAM: Final = re.compile(r"'([A-Za-z_][^'\s]*)'")
-_EXACT: Final = "="  # an origin ending so takes no sub-path: `previous_response_id`, not `...[3].x`
-
-
-def _prefixes(param: str) -> list[tuple[str, str]]:
-    """(prefix, rest) for `param` and each shorter prefix ending before a `.` or `[`."""
-    out = [(param, "")]
-    for at in range(len(param) - 1, 0, -1):
-        if param[at] in ".[":
-            out.append((param[:at], param[at:]))
-    return out
+_EXACT: Final = EXACT
 
 
 def _rename(param: str, origins: Mapping[str, str]) -> str:
-    for prefix, rest in _prefixes(param):
-        found = origins.get(prefix) or _TOP_LEVEL.get(prefix)
-        if found is not None:
-            return found[:-1] if found.endswith(_EXACT) else found + rest
-    return param
+    return rename(param, origins, _TOP_LEVEL)
 
 
 def _renamed(error: ProxyError, origins: Mapping[str, str]) -> ProxyError:
-    param = _rename(error.param, origins) if error.param else error.param
-    message = _QUOTED_PARAM.sub(lambda match: f"'{_rename(match.group(1), origins)}'", error.message)
-    if param == error.param and message == error.message:
-        return error
-    return ProxyError(error.status, message, code=error.code, param=param, retry_after=error.retry_after)
+    return renamed(error, origins, _TOP_LEVEL)
 
 
 def _bad(param: str, message: str, code: str = "invalid_value") -> ProxyError:
