@@ -30,6 +30,7 @@ from .turn import (
     close_turn,
     gemini_request_for,
     generated_turn,
+    ground_with_search,
     model_info,
     random_id,
 )
@@ -39,8 +40,8 @@ def _adjust(request: GenerateContentRequest, form: MessagesForm) -> None:
     """What the chat form cannot say: top_k, and web search grounding."""
     if form.top_k is not None:
         request.setdefault("generationConfig", {})["topK"] = form.top_k
-    if form.web_search and not any(tool.get("functionDeclarations") for tool in request.get("tools", ())):
-        request.setdefault("tools", []).append({"googleSearch": {}})
+    if form.web_search:
+        ground_with_search(request)
 
 
 async def create_message(request: web.Request) -> web.StreamResponse:

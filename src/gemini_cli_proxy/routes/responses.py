@@ -21,11 +21,10 @@ from ..frontdoor import LOG_FIELDS, begin_stream, json_response
 from ..pool.dispatch import GoogleStream
 from ..runtime import Runtime, runtime_of
 from ..stored_responses import StoredResponse
-from ..translate.responses_in import ChatForm, to_chat_form
+from ..translate.responses_in import to_chat_form
 from ..translate.responses_out import ResponsesStream, to_response
 from ..translate.signatures import conversation_digest
 from ..translate.stream import StreamTranslator
-from ..wire.gemini_request import GenerateContentRequest
 from ..wire.responses import parse_responses_request
 from .turn import (
     SSE_HEADERS,
@@ -33,6 +32,7 @@ from .turn import (
     close_turn,
     gemini_request_for,
     generated_turn,
+    ground_with_search,
     model_info,
     random_id,
 )
@@ -81,11 +81,6 @@ def _input_items(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _add_web_search(request: GenerateContentRequest, form: ChatForm) -> None:
-    if form.web_search and not any(tool.get("functionDeclarations") for tool in request.get("tools", ())):
-        request.setdefault("tools", []).append({"googleSearch": {}})
-
-
 async def create_response(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
     check_content_type(request)
@@ -107,7 +102,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         )
     except ProxyError as error:
         raise form.responses_error(error) from None  # named as the client wrote it: input[3], not messages[5]
-    _add_web_search(gemini_request, form)
+    if form.web_search:
+        ground_with_search(gemini_request)
     fields = request[LOG_FIELDS]
     fields["model"] = info.id
     fields["stream"] = "true" if req.stream else "false"

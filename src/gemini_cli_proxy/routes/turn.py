@@ -82,6 +82,13 @@ async def gemini_request_for(
     )
 
 
+def ground_with_search(request: GenerateContentRequest) -> None:
+    """Add Google Search grounding (a door's web search tool), unless the request declares functions:
+    Gemini 2.5 refuses the two together."""
+    if not any(tool.get("functionDeclarations") for tool in request.get("tools", ())):
+        request.setdefault("tools", []).append({"googleSearch": {}})
+
+
 def close_turn(
     runtime: Runtime,
     cred: Credential,
