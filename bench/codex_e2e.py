@@ -19,150 +19,38 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
-from aiohttp import web
-
-from common import Processes, clean_env, start_proxy
-from gemini_cli_proxy.testing import FakeGoogle, Reply
-from gemini_cli_proxy.testing.fake_google import create_fake_app
+from agent_e2e import PROXY_KEY, ToolTurn, run_agent, run_two_turns
 
 MODEL = "gemini-3-pro-preview"
-SIGNATURE = "Y29kZXgtZTJlLXNpZ25hdHVyZQ=="
-MARKER = "codex-was-here"
+TURN = ToolTurn(
+    tool="exec_command",
+    argument="cmd",
+    marker="codex-was-here",
+    signature="Y29kZXgtZTJlLXNpZ25hdHVyZQ==",
+    ask="Run `echo codex-was-here` and tell me what it printed.",
+)
 
 
-def _call_reply() -> Reply:
-    call = {"functionCall": {"name": "exec_command", "args": {"cmd": f"echo {MARKER}"}}}
-    return Reply.response(
-        {
-            "candidates": [
-                {
-                    "content": {"role": "model", "parts": [{**call, "thoughtSignature": SIGNATURE}]},
-                    "finishReason": "STOP",
-                    "index": 0,
-                }
-            ],
-            "usageMetadata": {"promptTokenCount": 900, "candidatesTokenCount": 12, "totalTokenCount": 912},
-        }
-    )
-
-
-def _config(home: Path, base_url: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
+async def codex(executable: str, home: Path, workdir: Path, proxy: str, prompt: str) -> tuple[int, str]:
     (home / "config.toml").write_text(
         f'model = "{MODEL}"\n'
         'model_provider = "gemini-cli-proxy"\n'
         "[model_providers.gemini-cli-proxy]\n"
         'name = "gemini-cli-proxy"\n'
-        f'base_url = "{base_url}/v1"\n'
+        f'base_url = "{proxy}/v1"\n'
         'env_key = "GEMINI_CLI_PROXY_KEY"\n'
         'wire_api = "responses"\n'
     )
-
-
-async def _codex(codex: str, home: Path, workdir: Path, prompt: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "CODEX_HOME": str(home),
-        "GEMINI_CLI_PROXY_KEY": "sk-codex-e2e",
-        "NO_COLOR": "1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        codex,
-        "exec",
-        "--skip-git-repo-check",
-        "--sandbox",
-        "danger-full-access",
-        "--cd",
-        str(workdir),
-        prompt,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=180)
-    return process.returncode or 0, out.decode(errors="replace")
-
-
-def _function_response(request: dict[str, Any]) -> dict[str, Any] | None:
-    for content in request.get("contents", ()):
-        for part in content.get("parts", ()):
-            if "functionResponse" in part:
-                found: dict[str, Any] = part["functionResponse"]
-                return found
-    return None
-
-
-def _signed_call(request: dict[str, Any]) -> bool:
-    parts = [part for content in request.get("contents", ()) for part in content.get("parts", ())]
-    calls = [part for part in parts if part.get("functionCall", {}).get("name") == "exec_command"]
-    return any(part.get("thoughtSignature") == SIGNATURE for part in calls)
-
-
-async def main(codex: str) -> int:
-    fake = FakeGoogle()
-    runner = web.AppRunner(create_fake_app(fake), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    google = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    procs = Processes()
-    failures: list[str] = []
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        try:
-            env = clean_env(
-                {
-                    "GEMINI_API_KEYS": "codex-e2e-key",
-                    "GEMINI_API_BASE_URL": google,
-                    "PROXY_API_KEYS": "sk-codex-e2e",
-                    "PROXY_STATE_URL": "memory://",
-                }
-            )
-            _, proxy = await asyncio.to_thread(start_proxy, procs, "codex-e2e-proxy", env)
-            home = root / "codex-home"
-            _config(home, proxy)
-            workdir = root / "work"
-            workdir.mkdir()
-
-            fake.push(Reply.text("Hi! I am Gemini, speaking through the proxy."))
-            code, printed = await _codex(codex, home, workdir, "Say hi.")
-            print(f"--- turn 1: codex exec 'Say hi.' (exit {code})\n{printed}")
-            if code != 0 or "speaking through the proxy" not in printed:
-                failures.append("turn 1: Codex did not print the reply")
-
-            fake.reset()
-            fake.push(_call_reply())
-            fake.push(Reply.text(f"The command printed {MARKER}."))
-            ask = f"Run `echo {MARKER}` and tell me what it printed."
-            code, printed = await _codex(codex, home, workdir, ask)
-            print(f"--- turn 2: codex exec with exec_command (exit {code})\n{printed}")
-            requests = [r.request for r in fake.generate_requests()]
-            print(f"--- Google got {len(requests)} generate requests in turn 2")
-            if code != 0 or f"The command printed {MARKER}" not in printed:
-                failures.append("turn 2: Codex did not print the final reply")
-            if len(requests) < 2:
-                failures.append("turn 2: Codex did not send the command's output back")
-            else:
-                answer = _function_response(requests[1])
-                print(f"--- the function response Google got: {answer}")
-                if answer is None or MARKER not in str(answer):
-                    failures.append("turn 2: the command's output did not reach Google")
-                if not _signed_call(requests[1]):
-                    failures.append("turn 2: the call's thought signature did not come back")
-        finally:
-            procs.stop_all()
-            await runner.cleanup()
-    for failure in failures:
-        print(f"FAILED {failure}", file=sys.stderr)
-    print("ok" if not failures else f"{len(failures)} check(s) failed")
-    return 1 if failures else 0
+    env = {**os.environ, "CODEX_HOME": str(home), "GEMINI_CLI_PROXY_KEY": PROXY_KEY, "NO_COLOR": "1"}
+    argv = [executable, "exec", "--skip-git-repo-check", "--sandbox", "danger-full-access"]
+    return await run_agent([*argv, "--cd", str(workdir), prompt], env=env)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codex", default="codex", help="the codex executable")
-    sys.exit(asyncio.run(main(parser.parse_args().codex)))
+    executable = parser.parse_args().codex
+    agent = lambda home, work, proxy, prompt: codex(executable, home, work, proxy, prompt)  # noqa: E731
+    sys.exit(asyncio.run(run_two_turns("codex", agent, TURN)))
