@@ -16,6 +16,11 @@ Routes (shapes follow the real captures in shared/gemini-recordings):
   ``POST /v1/publishers/google/models/{model}:...`` with ``x-goog-api-key``. Recorded with
   ``api == "vertex"``; validation and scripted replies as for AI Studio, default replies in Vertex's shape
   (no zero candidate index, ``createTime``, ``usageMetadata.trafficType``).
+- Embeddings (see fake_embeddings): AI Studio's ``:embedContent`` and ``:batchEmbedContents`` (at most 100
+  requests) for gemini-embedding-* / text-embedding-* models; Vertex's same two methods for
+  gemini-embedding-* (with ``usageMetadata``) and ``:predict`` (at most 250 instances) for
+  text-embedding-* / text-multilingual-embedding-*. Deterministic vectors; scripted failures and
+  ``Reply.response`` bodies are served as they are, any other reply gets the default vectors.
 - OAuth: ``POST /token``, like oauth2.googleapis.com/token: ``grant_type=refresh_token`` for Code Assist
   accounts, and ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`` for service accounts registered
   with ``add_service_account(client_email, public_key_pem, project_id=...)``: the RS256 assertion's

@@ -12,6 +12,16 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from gemini_cli_proxy.testing.fake_embeddings import (
+    AISTUDIO_EMBED_ACTIONS,
+    VERTEX_EMBED_ACTIONS,
+    EmbeddingApi,
+    Refusal,
+    embedding_body,
+    is_embedding_model,
+    parse_embedding_request,
+    unsupported_method_message,
+)
 from gemini_cli_proxy.testing.fake_errors import (
     INVALID_JSON,
     NOT_FOUND_PAGE,
@@ -27,6 +37,8 @@ from gemini_cli_proxy.testing.fake_replies import (
     ApiName,
     BodyPlan,
     PlainPlan,
+    Plan,
+    Reply,
     ServeContext,
     StreamPlan,
     WirePlan,
@@ -43,6 +55,11 @@ FAKE_KEY: web.AppKey[FakeGoogle] = web.AppKey("fake_google", FakeGoogle)
 
 _SSE_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": "text/event-stream"})
 _JSON_HEADERS: Mapping[str, str] = MappingProxyType({"Content-Type": JSON_CONTENT_TYPE})
+_AISTUDIO_ACTIONS = GENERATE_ACTIONS | {"countTokens"} | AISTUDIO_EMBED_ACTIONS
+_VERTEX_ACTIONS = GENERATE_ACTIONS | {"countTokens"} | VERTEX_EMBED_ACTIONS
+# Scripted replies an embedding call serves as they are; any other (a text reply...) gets the default
+# embeddings, since a GenerateContentResponse is no answer to an embedding call.
+_SCRIPTED_FAILURES = frozenset({"error", "rate_limited", "permission_denied", "raw", "wire"})
 
 
 def create_fake_app(fake: FakeGoogle) -> web.Application:
@@ -119,14 +136,17 @@ async def _aistudio(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     ok, body = _parse_json(raw)
     fake.record(_received(request, raw, body, "aistudio", action, model=model or None, stream=stream))
-    if action not in (*GENERATE_ACTIONS, "countTokens") or not model:
+    if action not in _AISTUDIO_ACTIONS or not model:
         return _google_error(404, "Method not found.", "NOT_FOUND")
     problem = fake.key_problem(request.headers.get("x-goog-api-key") or request.query.get("key"))
     if problem == "missing":
         return _google_error(403, UNREGISTERED_CALLER, "PERMISSION_DENIED")
     if problem == "invalid":
         return _json(400, key_invalid_body())
-    if not fake.model_known(model):
+    if action in AISTUDIO_EMBED_ACTIONS:
+        return await _aistudio_embed(request, fake, model, action, body, ok=ok)
+    if not fake.model_known(model) or (action in GENERATE_ACTIONS and is_embedding_model(model)):
+        # Google's own answer for generating with an embedding model: "not supported for generateContent".
         return _json(404, model_not_found_body(model, action))
     if not ok:
         return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
@@ -151,7 +171,7 @@ async def _vertex(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     ok, body = _parse_json(raw)
     fake.record(_received(request, raw, body, "vertex", action, model=model or None, stream=stream))
-    if action not in (*GENERATE_ACTIONS, "countTokens") or not model:
+    if action not in _VERTEX_ACTIONS or not model:
         return _google_error(404, "Method not found.", "NOT_FOUND")
     project = request.match_info.get("project")
     name = request.path.removeprefix("/v1/").rpartition(":")[0]
@@ -165,10 +185,14 @@ async def _vertex(request: web.Request) -> web.StreamResponse:
         refused = fake.vertex.check_token(request.headers.get("Authorization"), project, name)
         if refused is not None:
             return _unauthenticated() if refused[0] == 401 else _json(*refused)
-    if not fake.model_known(model):
+    if not _vertex_model_known(fake, model):
         return _json(404, vertex_model_not_found_body(name))
     if not ok:
         return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    if action in VERTEX_EMBED_ACTIONS:
+        return await _embed(request, fake, "vertex", action, model, body)
+    if action in GENERATE_ACTIONS and is_embedding_model(model):
+        return _google_error(400, unsupported_method_message(name, action), "INVALID_ARGUMENT")
     if action == "countTokens":
         return _count_tokens(body, model)  # Vertex takes the request's fields at the top level
     problem_text = validate_generate_request(body, model=model)
@@ -176,6 +200,39 @@ async def _vertex(request: web.Request) -> web.StreamResponse:
         return _google_error(400, problem_text, "INVALID_ARGUMENT")
     ctx = ServeContext("vertex", model, body, stream, fake.default_stream_chunks, fake.stream_delay)
     return await _answer(request, fake, ctx)
+
+
+def _vertex_model_known(fake: FakeGoogle, model: str) -> bool:
+    """Vertex serves its text-embedding models too, though they lack the fake's "gemini-" prefix."""
+    return fake.model_known(model) or (is_embedding_model(model) and model not in fake.missing_models)
+
+
+async def _aistudio_embed(
+    request: web.Request, fake: FakeGoogle, model: str, action: str, body: Any, *, ok: bool
+) -> web.StreamResponse:
+    """AI Studio's embedding methods: any model but an embedding one is Google's "not supported" 404."""
+    if not is_embedding_model(model) or model in fake.missing_models:
+        return _json(404, model_not_found_body(model, action))
+    if not ok:
+        return _google_error(400, INVALID_JSON, "INVALID_ARGUMENT")
+    return await _embed(request, fake, "aistudio", action, model, body)
+
+
+async def _embed(
+    request: web.Request, fake: FakeGoogle, api: EmbeddingApi, action: str, model: str, body: Any
+) -> web.StreamResponse:
+    """An embedding call past auth and model checks: Google's 400 for a bad body, else the scripted
+    failure (or exact `Reply.response` body) queued for the model, else the default vectors."""
+    inputs = parse_embedding_request(api, action, body, model)
+    if isinstance(inputs, Refusal):
+        return _google_error(400, inputs.message, inputs.google_status)
+    reply = await _next_reply(fake, model)
+    if reply is not None and reply.kind == "response":
+        return _json(200, reply.body)
+    if reply is None or reply.kind not in _SCRIPTED_FAILURES:
+        return _json(200, embedding_body(api, action, model, inputs))
+    ctx = ServeContext(api, model, body, False, fake.default_stream_chunks, fake.stream_delay)
+    return await _write_plan(request, render(reply, ctx), ctx)
 
 
 def _count_tokens(request: Any, model: str) -> web.Response:
@@ -239,11 +296,22 @@ async def _codeassist_generate(request: web.Request) -> web.StreamResponse:
 
 async def _answer(request: web.Request, fake: FakeGoogle, ctx: ServeContext) -> web.StreamResponse:
     """Serve the next scripted reply for this call (or the default echo)."""
-    seconds, reply = unwrap_delays(fake.take_reply(ctx.model))
+    reply = await _next_reply(fake, ctx.model)
+    return await _write_plan(request, render(reply, ctx), ctx)
+
+
+async def _next_reply(fake: FakeGoogle, model: str) -> Reply | None:
+    """Take the reply scripted for this call (None: the default) after sleeping its `Reply.delay`s and
+    the fake's first-byte delay, as Google would take that long before its first byte."""
+    seconds, reply = unwrap_delays(fake.take_reply(model))
     seconds += fake.first_byte_delay
     if seconds > 0:
         await asyncio.sleep(seconds)
-    plan = render(reply, ctx)
+    return reply
+
+
+async def _write_plan(request: web.Request, plan: Plan, ctx: ServeContext) -> web.StreamResponse:
+    """Write a rendered reply: bytes as planned, one JSON body, or a stream."""
     if isinstance(plan, WirePlan):
         return await _write_wire(request, plan)
     if isinstance(plan, PlainPlan):
