@@ -6,7 +6,8 @@ manager and clients hang off the app object, so two apps in one process share no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -15,13 +16,14 @@ from aiohttp import web
 from . import drain
 from .catalog import Catalog
 from .clock import SYSTEM_CLOCK, Clock
+from .credentials import Credential
 from .media_fetch import MediaFetcher
 from .middleware import error_middleware, make_auth_middleware
 from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, gemini, messages, models, responses, service
+from .routes import chat, debug, embeddings, gemini, messages, models, responses, service
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
@@ -29,7 +31,7 @@ from .store import MemoryStore, StateStore, open_store
 from .store.resilient import ResilientStore
 from .stored_responses import ResponseStore
 from .upstream.apikey import ApiKeyClient, aistudio_models_url
-from .upstream.client import UpstreamClient
+from .upstream.client import Embedder, UpstreamClient
 from .upstream.codeassist import CodeAssistClient
 from .upstream.http import timeout
 from .upstream.oauth import TokenManager
@@ -54,9 +56,25 @@ def _upstream_session(settings: Settings) -> aiohttp.ClientSession:
     )
 
 
-def _clients(
+@dataclass(frozen=True, slots=True)
+class _Upstreams:
+    clients: dict[str, UpstreamClient[Any]]  # the upstream of each kind of credential
+    embedders: dict[str, Embedder[Any]]  # those with an embedding method (Code Assist has none)
+
+    def serves(self, catalog: Catalog) -> Callable[[Credential, str], bool]:
+        """Whether a credential can serve a model: an embedding model needs an embedder."""
+        embedding_kinds = frozenset(self.embedders)
+
+        def serves(cred: Credential, model: str) -> bool:
+            info = catalog.get(model)
+            return info is None or not info.embeds or cred.kind in embedding_kinds
+
+        return serves
+
+
+def _upstreams(
     settings: Settings, session: aiohttp.ClientSession, store: StateStore, clock: Clock
-) -> dict[str, UpstreamClient[Any]]:
+) -> _Upstreams:
     """The upstream for each kind of credential."""
     tokens = TokenManager(
         session,
@@ -66,21 +84,22 @@ def _clients(
         clock=clock.time,
         store=store,
     )
-    return {
+    embedders: dict[str, ApiKeyClient | VertexClient] = {
         "aistudio": ApiKeyClient(session, aistudio_models_url(settings.gemini_api_base_url)),
-        "codeassist": CodeAssistClient(
-            session,
-            tokens,
-            endpoint=settings.code_assist_endpoint,
-            api_version=settings.code_assist_api_version,
-            project_id=settings.gemini_project_id,
-            store=store,
-        ),
         "vertex": VertexClient(session, base_url=settings.vertex_api_base_url, clock=clock.time),
         "vertex-key": ApiKeyClient(
             session, vertex_express_models_url(settings.vertex_api_base_url), vertex=True
         ),
     }
+    code_assist = CodeAssistClient(
+        session,
+        tokens,
+        endpoint=settings.code_assist_endpoint,
+        api_version=settings.code_assist_api_version,
+        project_id=settings.gemini_project_id,
+        store=store,
+    )
+    return _Upstreams({**embedders, "codeassist": code_assist}, dict(embedders))
 
 
 async def _lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -89,6 +108,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     settings, clock = setup.settings, setup.clock
     backend = open_store(settings.proxy_state_url, clock=clock.time)
     store = ResilientStore(backend)
+    session = _upstream_session(settings)
+    upstreams = _upstreams(settings, session, store, clock)
     scheduler = Scheduler(
         setup.credentials,
         store,
@@ -97,6 +118,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         policy=CooldownPolicy(default_seconds=settings.proxy_cooldown_seconds),
         # memory:// holds nothing another instance could change, and reading it costs nothing.
         state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
+        serves=upstreams.serves(setup.catalog),
     )
     usage = UsageRecorder(store, clock=clock.time, listener=scheduler.count_usage)
     signatures = SignatureCache(store)
@@ -105,7 +127,6 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     media = MediaFetcher(
         allow_private=settings.proxy_allow_private_image_urls, max_bytes=settings.proxy_max_image_bytes
     )
-    session = _upstream_session(settings)
     try:
         await store.start()
         # "Disabled until restart": a restart is the operator's way to say "try these again".
@@ -126,7 +147,12 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             usage=usage,
             signatures=signatures,
             gateway=Gateway(
-                scheduler, usage, _clients(settings, session, store, clock), retry=retry, clock=clock
+                scheduler,
+                usage,
+                upstreams.clients,
+                embedders=upstreams.embedders,
+                retry=retry,
+                clock=clock,
             ),
             media=media,
             responses=ResponseStore(
@@ -163,6 +189,7 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     service.register(app)
     models.register(app)
     chat.register(app)
+    embeddings.register(app)
     responses.register(app)
     messages.register(app)
     gemini.register(app)

@@ -35,16 +35,24 @@ class ModelInfo:
     # Google answers "Penalty is not enabled for models/..." for presence/frequency penalties on
     # Gemini 2.5 and later.
     penalties: bool = False
+    # An embedding model's vector size, the most outputDimensionality may ask; 0: a model that
+    # generates. The two kinds share no method: each door refuses the other kind before a call.
+    embedding_dimensions: int = 0
+
+    @property
+    def embeds(self) -> bool:
+        return self.embedding_dimensions > 0
 
     def as_openai(self) -> dict[str, Any]:
         """An OpenAI model object; the extra keys are ignored by OpenAI clients."""
+        head = {"id": self.id, "object": "model", "created": MODEL_CREATED, "owned_by": OWNER}
+        if self.embeds:
+            return {**head, "capabilities": {"embeddings": True, "dimensions": self.embedding_dimensions}}
         return {
-            "id": self.id,
-            "object": "model",
-            "created": MODEL_CREATED,
-            "owned_by": OWNER,
+            **head,
             "max_output_tokens": self.max_output_tokens,
             "capabilities": {
+                "embeddings": False,
                 "vision": self.vision,
                 "tools": self.tools,
                 "reasoning": self.thinking != "none",
@@ -84,6 +92,10 @@ def _gemini25(model_id: str, low: int, high: int, *, can_disable: bool) -> Model
     )
 
 
+def _embedding(model_id: str, dimensions: int) -> ModelInfo:
+    return ModelInfo(model_id, vision=False, tools=False, embedding_dimensions=dimensions)
+
+
 # Thinking ranges from Google's documentation: 2.5 Pro 128..32768 and cannot be off; 2.5 Flash
 # 1..24576 or 0 (off); 2.5 Flash-Lite 512..24576 or 0 (its default). Gemini 3 Pro: LOW or HIGH;
 # Gemini 3 Flash: MINIMAL, LOW, MEDIUM or HIGH.
@@ -97,12 +109,19 @@ BUILT_IN_MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("gemini-2.0-flash", max_output_tokens=8192, logprobs=True, penalties=True),
     ModelInfo("gemini-1.5-pro", max_output_tokens=8192, logprobs=True, penalties=True),
     ModelInfo("gemini-1.5-flash", max_output_tokens=8192, logprobs=True, penalties=True),
+    # Embedding models: gemini-embedding-001 makes 3072 numbers (fewer on request), Google's older
+    # text-embedding-004 768.
+    _embedding("gemini-embedding-001", 3072),
+    _embedding("text-embedding-004", 768),
 )
 
 
 def _guess(model_id: str) -> ModelInfo:
     """Capabilities for an extra id from PROXY_MODELS, guessed from its family name. Unknown and
-    `-latest` Gemini ids are taken as the newest family (Gemini 3: thinking levels, signatures)."""
+    `-latest` Gemini ids are taken as the newest family (Gemini 3: thinking levels, signatures).
+    An id naming an embedding model is one: Gemini's make 3072 numbers, the older text ones 768."""
+    if "embedding" in model_id:
+        return _embedding(model_id, 3072 if model_id.startswith("gemini-") else 768)
     if model_id.startswith("gemini-2.5"):
         if "lite" in model_id:
             return _gemini25(model_id, 512, 24576, can_disable=True)

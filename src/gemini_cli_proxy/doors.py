@@ -23,7 +23,7 @@ def _openai_stream_error(request: web.Request, error: ProxyError) -> bytes:
 
 
 # OpenAI's door owns every path no other door claims: /health, /, the debug routes, unknown ones.
-OPENAI = FrontDoor("openai", openai.error_body, _openai_stream_error, owns=lambda path: True)
+OPENAI = FrontDoor("openai", openai.error_body, _openai_stream_error, owns=lambda request: True)
 # The stream a Responses request has begun: its failure event carries the response so far and the
 # next sequence number.
 RESPONSES_STREAM = web.RequestKey("responses_stream", ResponsesStream)
@@ -33,8 +33,8 @@ def _responses_stream_error(request: web.Request, error: ProxyError) -> bytes:
     return request[RESPONSES_STREAM].fail(error.code or "server_error", error.message)
 
 
-def _responses_path(path: str) -> bool:
-    return path.startswith(("/v1/responses", "/responses"))
+def _responses_path(request: web.BaseRequest) -> bool:
+    return request.path.startswith(("/v1/responses", "/responses"))
 
 
 # The Responses API answers errors as Chat Completions does, but ends a stream with `response.failed`.
@@ -58,8 +58,8 @@ def _anthropic_stream_error(request: web.Request, error: ProxyError) -> bytes:
     return request[MESSAGES_STREAM].fail(anthropic_out.error_type(_anthropic_status(error)), error.message)
 
 
-def _messages_path(path: str) -> bool:
-    return path.startswith(("/v1/messages", "/messages"))
+def _messages_path(request: web.BaseRequest) -> bool:
+    return request.path.startswith(("/v1/messages", "/messages"))
 
 
 # Anthropic's Messages API: its error shape and types, and `event: error` to end a stream.
@@ -108,9 +108,16 @@ def _google_stream_error(request: web.Request, error: ProxyError) -> bytes:
     return b"data: " + data + b"\r\n\r\n"
 
 
-def _gemini_path(path: str) -> bool:
-    # /v1beta/..., and a model's method under /v1/ or bare (`/models/{model}:generateContent`).
-    return path.startswith("/v1beta/") or (path.startswith(("/v1/models/", "/models/")) and ":" in path)
+def _gemini_path(request: web.BaseRequest) -> bool:
+    """/v1beta/..., a model's method under /v1/ or bare (`/models/{model}:generateContent`), and the
+    model list that OpenAI's door shares (`/v1/models`, where google-genai looks when given a base
+    URL) when the client is Google's: its key in `x-goog-api-key` or `?key=`."""
+    path = request.path
+    if path.startswith("/v1beta/"):
+        return True
+    if not path.startswith(("/v1/models", "/models")):
+        return False
+    return ":" in path or "x-goog-api-key" in request.headers or "key" in request.query
 
 
 # Google's Gemini API: Google's error shape, and its error object to end a stream.
@@ -120,5 +127,5 @@ GEMINI = FrontDoor("gemini", _google_error_body, _google_stream_error, owns=_gem
 DOORS: tuple[FrontDoor, ...] = (RESPONSES, ANTHROPIC, GEMINI, OPENAI)
 
 
-def door_for(path: str) -> FrontDoor:
-    return next(door for door in DOORS if door.owns(path))
+def door_for(request: web.BaseRequest) -> FrontDoor:
+    return next(door for door in DOORS if door.owns(request))

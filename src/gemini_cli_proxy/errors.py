@@ -79,6 +79,19 @@ def model_not_found(model: str) -> ProxyError:
     )
 
 
+def wrong_model_kind(model: str, *, embedding_wanted: bool) -> ProxyError:
+    """A generating model asked for embeddings, or an embedding model asked to generate: Google
+    would refuse the method, so the proxy does before spending a call."""
+    if embedding_wanted:
+        message = (
+            f"The model '{shown(model)}' does not make embeddings: "
+            "use an embedding model such as gemini-embedding-001."
+        )
+    else:
+        message = f"The model '{shown(model)}' is an embedding model: it makes embeddings, not content."
+    return ProxyError(400, message, param="model", code="model_not_supported")
+
+
 def request_too_large(limit: int) -> ProxyError:
     return ProxyError(
         413, f"Request body is larger than the limit of {limit} bytes.", code="request_too_large"

@@ -29,7 +29,9 @@ class FrontDoor:
     # What ends a begun stream with the error; given the request, whose items hold the stream's state
     # (a Responses stream's failure event carries its response and the next sequence number).
     stream_error: Callable[[web.Request, ProxyError], bytes]
-    owns: Callable[[str], bool]  # whether a request path is this door's
+    # Whether a request is this door's: by its path, and where two APIs share a path (GET /v1/models),
+    # by the way the client sends its key.
+    owns: Callable[[web.BaseRequest], bool]
     # The HTTP status an error answers with: the neutral one, unless the door's API has its own.
     status_of: Callable[[ProxyError], int] = lambda error: error.status
 

@@ -157,7 +157,7 @@ class ProxyRequestHandler(RequestHandler):
             return super().handle_error(request, status, exc, message)
         reason = describe(exc)
         log.info("malformed request peer=%s status=400 reason=%r", request.remote, reason)
-        response = error_response(invalid_http_request(reason), door_for(request.path))
+        response = error_response(invalid_http_request(reason), door_for(request))
         response.force_close()
         return response
 

@@ -72,7 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     # 32 random hex digits, like uuid4().hex at a fifth of the cost.
     request_id = offered if _SAFE_ID.fullmatch(offered) else os.urandom(16).hex()
     request[LOG_FIELDS] = {}
-    request[FRONT_DOOR] = door_for(request.path)
+    request[FRONT_DOOR] = door_for(request)
     status = 500
     drain = request.app[DRAIN]
     task = asyncio.current_task()

@@ -7,17 +7,20 @@ They are bounded by a number of attempts and a total deadline, and failures that
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..credentials import Credential
 from ..errors import ProxyError
-from ..upstream.client import Events, UpstreamClient
+from ..upstream.client import Embedder, Events, UpstreamClient
+from ..upstream.embedding import EMBED_BATCH_LIMIT
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
 from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_embed import EmbedContentRequest, Embeddings, estimated_tokens
 from ..wire.gemini_request import GenerateContentRequest
 from .scheduler import Scheduler
 from .usage import UsageRecorder
@@ -33,6 +36,10 @@ _BACKOFF_VERDICTS = frozenset({Verdict.CAPACITY, Verdict.SERVER, Verdict.UNREACH
 _FREE_FAILOVERS = frozenset(
     {Verdict.RATE_LIMITED, Verdict.QUOTA_EXHAUSTED, Verdict.CREDENTIAL_INVALID, Verdict.PERMISSION}
 )
+
+
+# The calls to Google one embedding request makes at once (see Gateway.embed).
+EMBED_CALLS_AT_ONCE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +65,20 @@ class Gateway:
         usage: UsageRecorder,
         clients: Mapping[str, UpstreamClient[Any]],
         *,
+        embedders: Mapping[str, Embedder[Any]] | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        """`clients`: the upstream for each credential kind (`Credential.kind`) the pool holds."""
+        """`clients`: the upstream for each credential kind (`Credential.kind`) the pool holds;
+        `embedders`: those of them with an embedding method (the scheduler plans an embedding
+        model over these kinds' credentials only: see Scheduler's `serves`)."""
         missing = {cred.kind for cred in scheduler.credentials} - clients.keys()
         if missing:
             raise ValueError(f"no upstream client for the credential kinds {sorted(missing)}")
         self._scheduler = scheduler
         self._usage = usage
         self._clients = dict(clients)
+        self._embedders = dict(embedders or {})
         self._retry = retry or RetryPolicy()
         self._random = random.Random()
         self._clock = clock
@@ -79,20 +90,58 @@ class Gateway:
         self, model: str, request: GenerateContentRequest
     ) -> tuple[GenerateContentResponse, Credential]:
         return await self._through_pool(
-            model, lambda client, cred: client.generate(cred, model, request), counts_quota=True
+            model, lambda cred: self._client(cred).generate(cred, model, request), counts_quota=True
         )
 
     async def count_tokens(self, model: str, request: GenerateContentRequest) -> int:
         """Google's count of `request`'s prompt tokens, through the pool like a generation."""
         count, _ = await self._through_pool(
-            model, lambda client, cred: client.count_tokens(cred, model, request), counts_quota=False
+            model, lambda cred: self._client(cred).count_tokens(cred, model, request), counts_quota=False
         )
         return count
+
+    async def embed(
+        self, model: str, requests: Sequence[EmbedContentRequest]
+    ) -> tuple[Embeddings, list[Credential]]:
+        """The vectors of `requests`, in order, and the credentials that made them. A batch over
+        Google's limit goes as several calls at once, each through the pool on its own (a 429 on
+        one fails it over alone); the first that fails for good cancels the rest."""
+        chunks = [requests[i : i + EMBED_BATCH_LIMIT] for i in range(0, len(requests), EMBED_BATCH_LIMIT)]
+        if len(chunks) == 1:
+            done = [await self._embed_chunk(model, chunks[0])]
+        else:
+            # A bound on the calls one request makes at once: a Gemini-door batch may be huge.
+            slots = asyncio.Semaphore(EMBED_CALLS_AT_ONCE)
+
+            async def in_turn(chunk: Sequence[EmbedContentRequest]) -> tuple[Embeddings, Credential]:
+                async with slots:
+                    return await self._embed_chunk(model, chunk)
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(in_turn(chunk)) for chunk in chunks]
+            except ExceptionGroup as failed:
+                raise failed.exceptions[0] from None  # the client hears one error, the first
+            done = [task.result() for task in tasks]
+        vectors = [vector for answer, _ in done for vector in answer.vectors]
+        counts = [answer.prompt_tokens for answer, _ in done]
+        tokens = None if None in counts else sum(count or 0 for count in counts)
+        return Embeddings(vectors, tokens), [cred for _, cred in done]
+
+    async def _embed_chunk(
+        self, model: str, requests: Sequence[EmbedContentRequest]
+    ) -> tuple[Embeddings, Credential]:
+        answer, cred = await self._through_pool(
+            model, lambda cred: self._embedders[cred.kind].embed(cred, model, requests), counts_quota=True
+        )
+        tokens = estimated_tokens(requests) if answer.prompt_tokens is None else answer.prompt_tokens
+        self.record(cred, model, tokens_in=tokens)
+        return answer, cred
 
     async def _through_pool(
         self,
         model: str,
-        call: Callable[[UpstreamClient[Any], Credential], Awaitable[Result]],
+        call: Callable[[Credential], Awaitable[Result]],
         *,
         counts_quota: bool,
     ) -> tuple[Result, Credential]:
@@ -102,7 +151,7 @@ class Gateway:
         for cred in attempts.each(await attempts.plan()):
             sent_at = self._clock.time()
             try:
-                reply = await call(self._client(cred), cred)
+                reply = await call(cred)
             except UpstreamError as failure:
                 await attempts.failed(cred, failure, sent_at)
                 continue

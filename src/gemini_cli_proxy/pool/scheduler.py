@@ -88,18 +88,22 @@ class Scheduler:
         policy: CooldownPolicy | None = None,
         state_max_age: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
+        serves: Callable[[Credential, str], bool] | None = None,
     ) -> None:
+        """`serves(credential, model)`: whether the credential's kind of upstream has the model's
+        method at all (Code Assist makes no embeddings); those that have not are left out of the
+        model's plans, its rotation and its counts. None: every credential serves every model."""
         self._primary = [c for c in credentials if c.pool == "primary"]
         self._backup = [c for c in credentials if c.pool == "backup"]
         self._ids = [c.id for c in (*self._primary, *self._backup)]
         self._by_id = {c.id: c for c in (*self._primary, *self._backup)}
-        self._pool_ids = {id(pool): frozenset(c.id for c in pool) for pool in (self._primary, self._backup)}
-        # The rotation turns in the order of the credentials' ids (stable hashes, the same in every
-        # instance), not as configured: keys are mostly listed project by project, and a burst, or a
-        # part of a lap, then went to a few projects' keys, where this spreads it over many.
-        self._turn_order = {
-            id(pool): sorted(pool, key=lambda c: c.id) for pool in (self._primary, self._backup)
-        }
+        self._pool_ids: dict[int, frozenset[str]] = {}
+        self._turn_order: dict[int, list[Credential]] = {}
+        for pool in (self._primary, self._backup):
+            self._register(pool)
+        self._serves = serves
+        # model -> its (primary, backup) pools, where `serves` leaves some credentials out of them.
+        self._pools_of: dict[str, tuple[list[Credential], list[Credential]]] = {}
         # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
         self._rotations: dict[tuple[int, frozenset[str]], _Rotation] = {}
         self._projects: dict[str, list[Credential]] = {}  # project key -> its credentials; see _project_of
@@ -123,6 +127,35 @@ class Scheduler:
         self._generation = 0
         self._reads: dict[tuple[str, int], asyncio.Task[PoolState]] = {}
         self._version_seen = -1  # the last state version a turn showed that a read must follow
+
+    def _register(self, pool: list[Credential]) -> None:
+        self._pool_ids[id(pool)] = frozenset(c.id for c in pool)
+        # The rotation turns in the order of the credentials' ids (stable hashes, the same in every
+        # instance), not as configured: keys are mostly listed project by project, and a burst, or a
+        # part of a lap, then went to a few projects' keys, where this spreads it over many.
+        self._turn_order[id(pool)] = sorted(pool, key=lambda c: c.id)
+
+    def _pools(self, model: str) -> tuple[list[Credential], list[Credential]]:
+        """The primary and backup pools that can serve `model`: the configured ones, or their
+        members that `serves` it, worked out once per model (the catalog bounds the models)."""
+        if self._serves is None:
+            return self._primary, self._backup
+        pools = self._pools_of.get(model)
+        if pools is None:
+            pools = self._pools_of[model] = (
+                self._serving(self._primary, model, self._serves),
+                self._serving(self._backup, model, self._serves),
+            )
+        return pools
+
+    def _serving(
+        self, pool: list[Credential], model: str, serves: Callable[[Credential, str], bool]
+    ) -> list[Credential]:
+        subset = [c for c in pool if serves(c, model)]
+        if len(subset) == len(pool):
+            return pool  # the same list: models served by all share its rotations
+        self._register(subset)
+        return subset
 
     @property
     def credentials(self) -> list[Credential]:
@@ -210,7 +243,8 @@ class Scheduler:
         primaries in rotation, then the usable backups (the backup pool serves only when no
         primary can). Raises the 429/503 answer when nothing is usable."""
         state = await self._recent_state(model)
-        primary = self._rotation(self._primary, state)
+        primary_pool, backup_pool = self._pools(model)
+        primary = self._rotation(primary_pool, state)
         turn = 0
         if len(primary.usable) > 1:
             turn, version = await self._store.take_turn(f"primary:{model}")
@@ -221,9 +255,9 @@ class Scheduler:
                 # some keys twice (0.6-1.5x a fair share per key with two instances, 0.9-1.2x alone)
                 # and each learned a spent key by its own 429.
                 state = await self._state_of_version(model, version)
-                primary = self._rotation(self._primary, state)
+                primary = self._rotation(primary_pool, state)
         self._struck_seen[model] = state.struck
-        backup = self._rotation(self._backup, state)
+        backup = self._rotation(backup_pool, state)
         if not primary.usable and not backup.usable:
             raise self._exhausted(model, state)
         order = self.deferring(self._rotated(primary, turn), model)
@@ -445,7 +479,7 @@ class Scheduler:
 
     async def exhausted(self, model: str) -> ProxyError:
         state = await self.state(model)
-        if self._rotation(self._primary, state).usable or self._rotation(self._backup, state).usable:
+        if any(self._rotation(pool, state).usable for pool in self._pools(model)):
             # This request ran out of attempts or time, but other credentials are free.
             return errors.rate_limited(
                 f"The credentials tried for {model} were rate limited; others are free: retry now.", 1.0
@@ -454,11 +488,18 @@ class Scheduler:
 
     def _exhausted(self, model: str, state: PoolState) -> ProxyError:
         """The error for 'no credential can serve `model` now', with counts by state."""
-        everyone = self.credentials
-        if not everyone:
+        if not self.credentials:
             return errors.no_credentials(
                 "No Google credential is configured: set GEMINI_API_KEYS, VERTEX_CREDENTIALS, "
                 "GEMINI_OAUTH_CREDS or another credential setting."
+            )
+        primary, backup = self._pools(model)
+        everyone = [*primary, *backup]
+        if not everyone:
+            kinds = ", ".join(sorted({c.kind for c in self.credentials}))
+            return errors.no_credentials(
+                f"No configured credential can serve {model}: the pool holds only credentials of "
+                f"kinds without that method ({kinds}). Add an AI Studio key or a Vertex credential."
             )
         disabled = [c for c in everyone if c.id in state.disabled]
         cooling = [

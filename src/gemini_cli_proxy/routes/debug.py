@@ -16,6 +16,7 @@ from ..frontdoor import json_response
 from ..pool.dispatch import ProbeFailure
 from ..runtime import Runtime, runtime_of
 from ..wire.gemini_request import GenerateContentRequest
+from .turn import model_info
 
 TEST_MODEL = "gemini-2.5-flash"
 TEST_REQUEST: GenerateContentRequest = {
@@ -87,9 +88,7 @@ async def full_test(request: web.Request) -> web.Response:
     """A real, minimal generate through every credential, with latency and outcome."""
     runtime = runtime_of(request)
     gateway = runtime.gateway
-    model = request.query.get("model", TEST_MODEL)
-    if runtime.catalog.get(model) is None:
-        raise errors.model_not_found(model)
+    model = model_info(runtime, request.query.get("model", TEST_MODEL)).id
 
     async def probe(cred: Credential) -> dict[str, Any]:
         started = time.perf_counter()

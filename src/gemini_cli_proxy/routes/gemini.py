@@ -15,13 +15,18 @@ import orjson
 from aiohttp import web
 
 from .. import errors
+from ..catalog import ModelInfo
 from ..doors import GEMINI_STREAM, GeminiStreamMode
 from ..frontdoor import LOG_FIELDS, begin_stream, json_response
-from ..runtime import runtime_of
+from ..runtime import Runtime, runtime_of
+from ..wire.gemini_embed import checked_request
 from ..wire.gemini_request import GenerateContentRequest
+from .embedding import embedded
 from .turn import SSE_HEADERS, check_content_type, model_info
 
 _ARRAY_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-cache"}
+_EMBED_METHODS = ("embedContent", "batchEmbedContents")
+_GENERATE_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
 
 
 def _model_and_method(request: web.Request) -> tuple[str, str]:
@@ -42,13 +47,16 @@ async def _body(request: web.Request) -> GenerateContentRequest:
 
 
 async def model_action(request: web.Request) -> web.StreamResponse:
-    """`POST /v1beta/models/{model}:{method}`: generateContent, streamGenerateContent, countTokens."""
+    """`POST /v1beta/models/{model}:{method}`: generateContent, streamGenerateContent, countTokens,
+    embedContent, batchEmbedContents."""
     runtime = runtime_of(request)
     model, method = _model_and_method(request)
-    info = model_info(runtime, model)
+    info = model_info(runtime, model, embedding=method in _EMBED_METHODS)
     fields = request[LOG_FIELDS]
     fields["model"] = info.id
     body = await _body(request)
+    if method in _EMBED_METHODS:
+        return await _embed(request, info, method, body)
     gateway = runtime.gateway
     if method == "generateContent":
         reply, cred = await gateway.generate(info.id, body)
@@ -106,6 +114,34 @@ async def model_action(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _embed(request: web.Request, info: ModelInfo, method: str, body: Mapping[str, Any]) -> web.Response:
+    """embedContent (one content) or batchEmbedContents (`requests`, any number: the core splits
+    them at Google's limit); Google's answer shapes, with its usageMetadata where it counted."""
+    if method == "embedContent":
+        requests = [checked_request(body, "")]
+    else:
+        listed = body.get("requests")
+        if not isinstance(listed, list) or not listed:
+            raise errors.invalid_request(
+                "Invalid value at 'requests': expected a list of at least one request."
+            )
+        requests = [checked_request(item, f"requests[{index}].") for index, item in enumerate(listed)]
+    answer = await embedded(
+        runtime_of(request), request[LOG_FIELDS], info, requests, dimensions_param="outputDimensionality"
+    )
+    reply: dict[str, Any] = (
+        {"embedding": {"values": answer.vectors[0]}}
+        if method == "embedContent"
+        else {"embeddings": [{"values": vector} for vector in answer.vectors]}
+    )
+    if answer.prompt_tokens is not None:
+        reply["usageMetadata"] = {
+            "promptTokenCount": answer.prompt_tokens,
+            "totalTokenCount": answer.prompt_tokens,
+        }
+    return json_response(reply)
+
+
 def _frame(event: Any, mode: GeminiStreamMode, index: int) -> bytes:
     """One event as Google frames it: an SSE `data:` line, or an element of a JSON array."""
     data = orjson.dumps(event)
@@ -116,20 +152,28 @@ def _frame(event: Any, mode: GeminiStreamMode, index: int) -> bytes:
 
 async def list_models(request: web.Request) -> web.Response:
     catalog = runtime_of(request).catalog
-    return json_response({"models": [_google_model(model["id"]) for model in catalog.listing()["data"]]})
+    listed = [(model["id"], catalog.get(model["id"])) for model in catalog.listing()["data"]]
+    return json_response({"models": [_google_model(name, info) for name, info in listed if info is not None]})
 
 
 async def get_model(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    info = model_info(runtime, request.match_info["model"].removeprefix("models/"))
-    return json_response(_google_model(info.id))
+    return google_model(runtime_of(request), request.match_info["model"])
 
 
-def _google_model(model_id: str) -> dict[str, Any]:
+def google_model(runtime: Runtime, name: str) -> web.Response:
+    """One model as Google describes it; `name` as the client wrote it (`models/` may lead)."""
+    info = runtime.catalog.get(name.removeprefix("models/"))
+    if info is None:
+        raise errors.model_not_found(name)
+    return json_response(_google_model(info.id, info))
+
+
+def _google_model(name: str, info: ModelInfo) -> dict[str, Any]:
+    """A Model as Google lists it; `name`: the model's id or an alias of it."""
     return {
-        "name": f"models/{model_id}",
-        "displayName": model_id,
-        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "name": f"models/{name}",
+        "displayName": name,
+        "supportedGenerationMethods": list(_EMBED_METHODS if info.embeds else _GENERATE_METHODS),
     }
 
 

@@ -24,6 +24,10 @@ def _service_info(request: web.Request) -> dict[str, Any]:
         "authentication": {"required": required, "type": "Bearer token" if required else "none"},
         "endpoints": {
             "chat_completions": "/v1/chat/completions",
+            "responses": "/v1/responses",
+            "messages": "/v1/messages",
+            "embeddings": "/v1/embeddings",
+            "gemini": "/v1beta/models",
             "models": "/v1/models",
             "debug": {"cache": "/v1/debug/cache", "token_test": "/v1/token-test", "full_test": "/v1/test"},
         },

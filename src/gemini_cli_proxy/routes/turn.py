@@ -43,10 +43,14 @@ def check_content_type(request: web.Request) -> None:
     )
 
 
-def model_info(runtime: Runtime, model: str) -> ModelInfo:
+def model_info(runtime: Runtime, model: str, *, embedding: bool = False) -> ModelInfo:
+    """The catalog's model for a client's id, of the kind the method needs (`embedding`: an
+    embedding model, else one that generates)."""
     info = runtime.catalog.get(model)
     if info is None:
         raise errors.model_not_found(model)
+    if info.embeds != embedding:
+        raise errors.wrong_model_kind(model, embedding_wanted=embedding)
     return info
 
 

@@ -8,16 +8,18 @@ location: Google derives them from the key, and only the global host serves it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import aiohttp
 
 from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_embed import EmbedContentRequest, Embeddings
 from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
+from .embedding import aistudio_body, aistudio_reply, embed_on_vertex
 from .http import encode, key_headers, request_json, sse_events
-from .replies import any_json, gemini_reply, total_tokens
+from .replies import Parser, any_json, gemini_reply, total_tokens
 
 
 class KeyCredential(Protocol):
@@ -77,6 +79,25 @@ class ApiKeyClient:
             parse=any_json,
         )
         return total_tokens(reply)
+
+    async def embed(
+        self, cred: KeyCredential, model: str, requests: Sequence[EmbedContentRequest]
+    ) -> Embeddings:
+        async def post(method: str, body: Mapping[str, Any], parse: Parser) -> Embeddings:
+            reply: Embeddings = await request_json(
+                self._session,
+                "POST",
+                f"{self._models}{model}:{method}",
+                headers=key_headers(cred.key),
+                body=encode(body),
+                secrets=cred.secrets(),
+                parse=parse,
+            )
+            return reply
+
+        if self._vertex:
+            return await embed_on_vertex(model, requests, post)
+        return await post("batchEmbedContents", aistudio_body(model, requests), aistudio_reply(len(requests)))
 
     def stream(
         self,

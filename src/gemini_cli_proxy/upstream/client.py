@@ -3,10 +3,11 @@ their kinds of credential, and the gateway picks one per credential kind, once."
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol, TypeVar
 
 from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_embed import EmbedContentRequest, Embeddings
 from ..wire.gemini_request import GenerateContentRequest
 
 # A stream's events, in batches: one batch per network read (translating a read's events together
@@ -42,4 +43,12 @@ class UpstreamClient(Protocol[Cred]):
     async def access_token(self, cred: Cred) -> str | None:
         """A valid access token for `cred` (refreshed or minted if needed); None when the
         credential has none (an API key)."""
+        ...
+
+
+class Embedder(Protocol[Cred]):
+    """An upstream with an embedding method (AI Studio and Vertex; Code Assist has none)."""
+
+    async def embed(self, cred: Cred, model: str, requests: Sequence[EmbedContentRequest]) -> Embeddings:
+        """The vectors of `requests` (at most upstream.embedding.EMBED_BATCH_LIMIT), in order."""
         ...

@@ -10,16 +10,19 @@ GenerateContentResponses, as from AI Studio.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 
 from ..credentials import VertexServiceAccountCredential
 from ..wire.gemini import GenerateContentResponse
+from ..wire.gemini_embed import EmbedContentRequest, Embeddings
 from ..wire.gemini_request import GenerateContentRequest
 from .client import Events
+from .embedding import embed_on_vertex
 from .http import bearer_headers, encode, request_json, sse_events
-from .replies import any_json, gemini_reply, total_tokens
+from .replies import Parser, any_json, gemini_reply, total_tokens
 from .service_account import ServiceAccountTokens
 from .tokens import call_with_token, stream_with_token
 
@@ -102,6 +105,28 @@ class VertexClient:
             return total_tokens(reply)
 
         return await call_with_token(self._tokens, cred, call)
+
+    async def embed(
+        self, cred: VertexServiceAccountCredential, model: str, requests: Sequence[EmbedContentRequest]
+    ) -> Embeddings:
+        async def post(method: str, body: Mapping[str, Any], parse: Parser) -> Embeddings:
+            url, payload = self.url(cred, model, method), encode(body)
+
+            async def call(token: str) -> Embeddings:
+                reply: Embeddings = await request_json(
+                    self._session,
+                    "POST",
+                    url,
+                    headers=bearer_headers(token),
+                    body=payload,
+                    secrets=cred.secrets(),
+                    parse=parse,
+                )
+                return reply
+
+            return await call_with_token(self._tokens, cred, call)
+
+        return await embed_on_vertex(model, requests, post)
 
     def stream(
         self,
