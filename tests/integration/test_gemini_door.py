@@ -195,3 +195,21 @@ def test_every_credential_kind_serves_the_gemini_door(
     assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in events) == "one two"
     received = fake.generate_requests()[0]
     assert received.api == kind and received.request == BODY  # forwarded as it came, whatever the kind
+
+
+def test_the_model_list_a_google_client_asks_for_under_v1_is_googles(proxy: Proxy) -> None:
+    """google-genai, given a base URL, lists `/v1/models` with its key in x-goog-api-key: that client
+    gets Google's list and Google's errors; an OpenAI client there still gets OpenAI's."""
+    google = {"x-goog-api-key": "any"}
+    listed = httpx.get(f"{proxy.url}/v1/models", headers=google).json()
+    assert {"name": f"models/{FLASH}", "displayName": FLASH} | {
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"]
+    } in listed["models"]
+    one = httpx.get(f"{proxy.url}/v1/models/models/{FLASH}", params={"key": "any"})
+    assert one.json()["name"] == f"models/{FLASH}"
+    missing = httpx.get(f"{proxy.url}/v1/models/gemini-9", headers=google)
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    openai_list = httpx.get(f"{proxy.url}/v1/models", headers={"Authorization": "Bearer any"}).json()
+    assert openai_list["object"] == "list" and "models" not in openai_list
+    openai_missing = httpx.get(f"{proxy.url}/v1/models/gemini-9").json()["error"]
+    assert openai_missing["code"] == "model_not_found"
