@@ -85,12 +85,15 @@ def test_the_openai_sdk_gets_googles_vectors_as_floats_and_as_base64(proxy: Prox
 def test_every_answer_matches_openais_schema(proxy: Proxy) -> None:
     for body in (
         {"model": GEMINI, "input": "one"},
+        {"model": GEMINI, "input": "one", "encoding_format": None, "dimensions": None, "user": None},
         {"model": GEMINI, "input": ["one", "two"], "encoding_format": "base64"},
         {"model": TEXT_004, "input": ["one"], "dimensions": 64},
     ):
         reply = raw_embeddings(proxy, body)
         assert reply.status_code == 200, reply.text
         assert_embedding_schema(reply.json())
+        encoded = body.get("encoding_format") == "base64"
+        assert all(isinstance(item["embedding"], str) == encoded for item in reply.json()["data"])
 
 
 def test_dimensions_and_task_type_reach_google(proxy: Proxy, fake: FakeGoogle) -> None:

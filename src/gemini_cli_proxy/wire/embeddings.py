@@ -23,7 +23,7 @@ class EmbeddingRequest(BaseModel):
 
     model: str
     input: str | list[str] | list[int] | list[list[int]]
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: Literal["float", "base64"] | None = None  # None: float
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
     # Google's taskType (RETRIEVAL_QUERY, SEMANTIC_SIMILARITY, ...): not OpenAI's, but what gateways
