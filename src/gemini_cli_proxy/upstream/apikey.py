@@ -53,47 +53,37 @@ class ApiKeyClient:
         """An API key has no token."""
         return None
 
+    async def _post(self, cred: KeyCredential, model: str, method: str, body: Any, parse: Parser) -> Any:
+        """One call of a model's method, with the key; `parse`d and checked by the caller's parser."""
+        return await request_json(
+            self._session,
+            "POST",
+            f"{self._models}{model}:{method}",
+            headers=key_headers(cred.key),
+            body=encode(body),
+            secrets=cred.secrets(),
+            parse=parse,
+        )
+
     async def generate(
         self, cred: KeyCredential, model: str, request: GenerateContentRequest
     ) -> GenerateContentResponse:
-        reply: GenerateContentResponse = await request_json(
-            self._session,
-            "POST",
-            f"{self._models}{model}:generateContent",
-            headers=key_headers(cred.key),
-            body=encode(request),
-            secrets=cred.secrets(),
-            parse=gemini_reply,
+        reply: GenerateContentResponse = await self._post(
+            cred, model, "generateContent", request, gemini_reply
         )
         return reply
 
     async def count_tokens(self, cred: KeyCredential, model: str, request: GenerateContentRequest) -> int:
-        body = self._count_body(model, request)
-        reply = await request_json(
-            self._session,
-            "POST",
-            f"{self._models}{model}:countTokens",
-            headers=key_headers(cred.key),
-            body=encode(body),
-            secrets=cred.secrets(),
-            parse=any_json,
+        return total_tokens(
+            await self._post(cred, model, "countTokens", self._count_body(model, request), any_json)
         )
-        return total_tokens(reply)
 
     async def embed(
         self, cred: KeyCredential, model: str, requests: Sequence[EmbedContentRequest]
     ) -> Embeddings:
         async def post(method: str, body: Mapping[str, Any], parse: Parser) -> Embeddings:
-            reply: Embeddings = await request_json(
-                self._session,
-                "POST",
-                f"{self._models}{model}:{method}",
-                headers=key_headers(cred.key),
-                body=encode(body),
-                secrets=cred.secrets(),
-                parse=parse,
-            )
-            return reply
+            embedded: Embeddings = await self._post(cred, model, method, body, parse)
+            return embedded
 
         if self._vertex:
             return await embed_on_vertex(model, requests, post)

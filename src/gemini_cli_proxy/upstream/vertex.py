@@ -66,65 +66,45 @@ class VertexClient:
         where = f"projects/{cred.project_id}/locations/{cred.location}"
         return f"{base}/v1/{where}/publishers/google/models/{model}:{method}"
 
-    async def generate(
-        self, cred: VertexServiceAccountCredential, model: str, request: GenerateContentRequest
-    ) -> GenerateContentResponse:
-        url = self.url(cred, model, "generateContent")
-        body = encode(request)
+    async def _post(
+        self, cred: VertexServiceAccountCredential, model: str, method: str, body: Any, parse: Parser
+    ) -> Any:
+        """One call of a model's method with the credential's token (a fresh one after a 401)."""
+        url, payload = self.url(cred, model, method), encode(body)
 
-        async def call(token: str) -> GenerateContentResponse:
-            reply: GenerateContentResponse = await request_json(
+        async def call(token: str) -> Any:
+            return await request_json(
                 self._session,
                 "POST",
                 url,
                 headers=bearer_headers(token),
-                body=body,
+                body=payload,
                 secrets=cred.secrets(),
-                parse=gemini_reply,
+                parse=parse,
             )
-            return reply
 
         return await call_with_token(self._tokens, cred, call)
+
+    async def generate(
+        self, cred: VertexServiceAccountCredential, model: str, request: GenerateContentRequest
+    ) -> GenerateContentResponse:
+        reply: GenerateContentResponse = await self._post(
+            cred, model, "generateContent", request, gemini_reply
+        )
+        return reply
 
     async def count_tokens(
         self, cred: VertexServiceAccountCredential, model: str, request: GenerateContentRequest
     ) -> int:
-        url = self.url(cred, model, "countTokens")
-        body = encode(request)  # Vertex takes the request's fields at the top level
-
-        async def call(token: str) -> int:
-            reply = await request_json(
-                self._session,
-                "POST",
-                url,
-                headers=bearer_headers(token),
-                body=body,
-                secrets=cred.secrets(),
-                parse=any_json,
-            )
-            return total_tokens(reply)
-
-        return await call_with_token(self._tokens, cred, call)
+        # Vertex takes the request's fields at the top level.
+        return total_tokens(await self._post(cred, model, "countTokens", request, any_json))
 
     async def embed(
         self, cred: VertexServiceAccountCredential, model: str, requests: Sequence[EmbedContentRequest]
     ) -> Embeddings:
         async def post(method: str, body: Mapping[str, Any], parse: Parser) -> Embeddings:
-            url, payload = self.url(cred, model, method), encode(body)
-
-            async def call(token: str) -> Embeddings:
-                reply: Embeddings = await request_json(
-                    self._session,
-                    "POST",
-                    url,
-                    headers=bearer_headers(token),
-                    body=payload,
-                    secrets=cred.secrets(),
-                    parse=parse,
-                )
-                return reply
-
-            return await call_with_token(self._tokens, cred, call)
+            embedded: Embeddings = await self._post(cred, model, method, body, parse)
+            return embedded
 
         return await embed_on_vertex(model, requests, post)
 

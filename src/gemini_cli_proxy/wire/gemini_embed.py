@@ -17,22 +17,6 @@ from typing_extensions import TypedDict
 from ..errors import invalid_request
 from .gemini_request import RequestContent
 
-# The task types Google documents for embeddings; a door passes a client's through unchecked, and
-# Google refuses one it does not know.
-TASK_TYPES = frozenset(
-    {
-        "TASK_TYPE_UNSPECIFIED",
-        "RETRIEVAL_QUERY",
-        "RETRIEVAL_DOCUMENT",
-        "SEMANTIC_SIMILARITY",
-        "CLASSIFICATION",
-        "CLUSTERING",
-        "QUESTION_ANSWERING",
-        "FACT_VERIFICATION",
-        "CODE_RETRIEVAL_QUERY",
-    }
-)
-
 # Characters per token where Google's answer does not count them (AI Studio's batchEmbedContents):
 # the rule of thumb Google gives for Gemini's tokenizer on English text.
 CHARACTERS_PER_TOKEN = 4
