@@ -5,6 +5,7 @@ service accounts; Code Assist credentials, which have no embedding method, are l
 from __future__ import annotations
 
 import base64
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ def assert_embedding_schema(body: dict[str, Any]) -> None:
         for item in body["data"]
     ]
     assert_schema({**body, "data": decoded}, "CreateEmbeddingResponse")
+
+
+def unit(vector: list[float]) -> list[float]:
+    length = math.sqrt(math.fsum(v * v for v in vector))
+    return [v / length for v in vector]
 
 
 def close(a: list[float], b: list[float]) -> bool:
@@ -105,7 +111,10 @@ def test_dimensions_and_task_type_reach_google(proxy: Proxy, fake: FakeGoogle) -
             encoding_format="float",
             extra_body={"task_type": "RETRIEVAL_QUERY"},
         )
-    assert made.data[0].embedding == embedding_values(GEMINI, "a query", "RETRIEVAL_QUERY", 256)
+    # Google cuts a shortened vector; OpenAI's are unit length, and so are the proxy's.
+    expected = unit(embedding_values(GEMINI, "a query", "RETRIEVAL_QUERY", 256))
+    assert made.data[0].embedding == pytest.approx(expected)
+    assert math.fsum(v * v for v in made.data[0].embedding) == pytest.approx(1.0)
     request = embed_calls(fake)[0].body["requests"][0]
     assert request["outputDimensionality"] == 256 and request["taskType"] == "RETRIEVAL_QUERY"
 
@@ -116,7 +125,7 @@ def test_a_batch_over_googles_limit_goes_as_several_calls_in_order(proxy: Proxy,
         made = client.embeddings.create(model=GEMINI, input=texts, encoding_format="float", dimensions=8)
     assert [d.index for d in made.data] == list(range(250))
     assert all(
-        d.embedding == embedding_values(GEMINI, t, dimensions=8)
+        d.embedding == pytest.approx(unit(embedding_values(GEMINI, t, dimensions=8)))
         for d, t in zip(made.data, texts, strict=True)
     )
     sizes = sorted(len(call.body["requests"]) for call in embed_calls(fake))
@@ -222,7 +231,7 @@ def test_a_vertex_express_key_embeds_with_vertexs_two_methods(
         older = client.embeddings.create(
             model=TEXT_004, input=["alpha", "beta gamma"], encoding_format="float"
         )
-    assert gemini.data[1].embedding == embedding_values(GEMINI, "beta", dimensions=32)
+    assert gemini.data[1].embedding == pytest.approx(unit(embedding_values(GEMINI, "beta", dimensions=32)))
     assert older.data[1].embedding == embedding_values(TEXT_004, "beta gamma")
     # Vertex counts the tokens: its count is the usage.
     assert gemini.usage.prompt_tokens == token_count("alpha") + token_count("beta")
@@ -247,7 +256,7 @@ def test_a_service_account_embeds_with_its_token(
         made = client.embeddings.create(
             model=TEXT_004, input=["x", "y"], dimensions=16, encoding_format="float"
         )
-    assert made.data[0].embedding == embedding_values(TEXT_004, "x", dimensions=16)
+    assert made.data[0].embedding == pytest.approx(unit(embedding_values(TEXT_004, "x", dimensions=16)))
     call = embed_calls(fake)[0]
     assert call.path.endswith(f"/publishers/google/models/{TEXT_004}:predict") and "/projects/" in call.path
     assert call.body["parameters"] == {"outputDimensionality": 16}
@@ -326,3 +335,24 @@ def test_a_vertex_answer_keeps_its_usage_on_the_gemini_door(
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["usageMetadata"]["promptTokenCount"] == token_count("counted")
+
+
+def test_the_gemini_doors_other_spellings_reach_every_kind_of_credential(
+    start_proxy: StartProxy, fake: FakeGoogle, fake_server: FakeServer, tmp_path: Path
+) -> None:
+    """Google takes snake_case fields and Vertex's embedContentConfig: whichever credential the pool
+    picks, the settings arrive (a Vertex credential once lost them, and made 768 numbers)."""
+    proxy = start_kind("vertex", start_proxy, fake, fake_server.url, tmp_path)
+    base = f"{proxy.url}/v1beta/models"
+    snake = {"content": {"parts": [{"text": "x"}]}, "output_dimensionality": 8, "task_type": "CLUSTERING"}
+    nested = {"content": {"parts": [{"text": "y"}]}, "embedContentConfig": {"outputDimensionality": 4}}
+    for body, text, task, size in ((snake, "x", "CLUSTERING", 8), (nested, "y", "TASK_TYPE_UNSPECIFIED", 4)):
+        reply = httpx.post(f"{base}/{TEXT_004}:embedContent", json=body)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["embedding"]["values"] == embedding_values(TEXT_004, text, task, size)
+    too_big = httpx.post(f"{base}/{TEXT_004}:embedContent", json={**snake, "output_dimensionality": 769})
+    not_text = httpx.post(f"{base}/{TEXT_004}:embedContent", json={"content": {"parts": [{"text": 5}]}})
+    for reply in (too_big, not_text):
+        assert reply.status_code == 400 and reply.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "parts[0].text" in not_text.json()["error"]["message"]
+    assert len(embed_calls(fake)) == 2

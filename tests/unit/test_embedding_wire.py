@@ -12,7 +12,7 @@ import pytest
 
 from gemini_cli_proxy.errors import ProxyError
 from gemini_cli_proxy.upstream.embedding import aistudio_reply, embed_on_vertex, vertex_calls
-from gemini_cli_proxy.upstream.errors import UpstreamError
+from gemini_cli_proxy.upstream.errors import UpstreamError, Verdict
 from gemini_cli_proxy.upstream.replies import Parser
 from gemini_cli_proxy.wire.gemini_embed import EmbedContentRequest, Embeddings, estimated_tokens
 
@@ -101,3 +101,31 @@ def test_usage_is_googles_count_when_it_gives_one_and_none_when_not() -> None:
 
 def test_the_estimate_is_four_characters_a_token_and_at_least_one_a_text() -> None:
     assert estimated_tokens([text("x" * 9), text(""), text("abcd")]) == 3 + 1 + 1
+
+
+def test_predict_calls_stay_under_vertexs_token_limit() -> None:
+    # 30 texts of ~2,000 estimated tokens: 7 fit the 15,000 budget per call.
+    requests = [text("x" * 8000) for _ in range(30)]
+    calls = vertex_calls("text-embedding-004", requests)
+    assert [len(call.indices) for call in calls] == [7, 7, 7, 7, 2]
+    assert [i for call in calls for i in call.indices] == list(range(30))
+    assert max(estimated_tokens([requests[i] for i in call.indices]) for call in calls) <= 15_000
+
+
+def test_when_one_vertex_call_fails_the_others_are_cancelled_and_its_failure_is_raised() -> None:
+    cancelled: list[str] = []
+
+    async def post(method: str, body: Mapping[str, Any], parse: Parser) -> Embeddings:
+        if body.get("parameters"):
+            raise UpstreamError(Verdict.RATE_LIMITED, 429, "spent")
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.append(method)
+            raise
+        raise AssertionError("not cancelled")
+
+    requests = [text("a"), text("b", outputDimensionality=4)]
+    with pytest.raises(UpstreamError) as failed:  # not an ExceptionGroup: the pool judges this one
+        asyncio.run(embed_on_vertex("text-embedding-004", requests, post))
+    assert failed.value.status == 429 and cancelled == ["predict"]

@@ -20,7 +20,7 @@ from ..upstream.client import Embedder, Events, UpstreamClient
 from ..upstream.embedding import EMBED_BATCH_LIMIT
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
 from ..wire.gemini import GenerateContentResponse
-from ..wire.gemini_embed import EmbedContentRequest, Embeddings, estimated_tokens
+from ..wire.gemini_embed import EmbedContentRequest, estimated_tokens
 from ..wire.gemini_request import GenerateContentRequest
 from .scheduler import Scheduler
 from .usage import UsageRecorder
@@ -40,6 +40,16 @@ _FREE_FAILOVERS = frozenset(
 
 # The calls to Google one embedding request makes at once (see Gateway.embed).
 EMBED_CALLS_AT_ONCE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """A batch's vectors, in order, and what made them."""
+
+    vectors: list[list[float]]
+    tokens: int  # Google's count, or the proxy's estimate where Google's answer had none
+    counted: bool  # Google counted every token (Vertex does, AI Studio's batch answer does not)
+    credentials: list[Credential]  # one per call to Google
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +110,10 @@ class Gateway:
         )
         return count
 
-    async def embed(
-        self, model: str, requests: Sequence[EmbedContentRequest]
-    ) -> tuple[Embeddings, list[Credential]]:
-        """The vectors of `requests`, in order, and the credentials that made them. A batch over
-        Google's limit goes as several calls at once, each through the pool on its own (a 429 on
-        one fails it over alone); the first that fails for good cancels the rest."""
+    async def embed(self, model: str, requests: Sequence[EmbedContentRequest]) -> Embedded:
+        """The vectors of `requests`, in order. A batch over Google's limit goes as several calls at
+        once, each through the pool on its own (a 429 on one fails it over alone); the first that
+        fails for good cancels the rest."""
         chunks = [requests[i : i + EMBED_BATCH_LIMIT] for i in range(0, len(requests), EMBED_BATCH_LIMIT)]
         if len(chunks) == 1:
             done = [await self._embed_chunk(model, chunks[0])]
@@ -113,7 +121,7 @@ class Gateway:
             # A bound on the calls one request makes at once: a Gemini-door batch may be huge.
             slots = asyncio.Semaphore(EMBED_CALLS_AT_ONCE)
 
-            async def in_turn(chunk: Sequence[EmbedContentRequest]) -> tuple[Embeddings, Credential]:
+            async def in_turn(chunk: Sequence[EmbedContentRequest]) -> Embedded:
                 async with slots:
                     return await self._embed_chunk(model, chunk)
 
@@ -123,20 +131,27 @@ class Gateway:
             except ExceptionGroup as failed:
                 raise failed.exceptions[0] from None  # the client hears one error, the first
             done = [task.result() for task in tasks]
-        vectors = [vector for answer, _ in done for vector in answer.vectors]
-        counts = [answer.prompt_tokens for answer, _ in done]
-        tokens = None if None in counts else sum(count or 0 for count in counts)
-        return Embeddings(vectors, tokens), [cred for _, cred in done]
-
-    async def _embed_chunk(
-        self, model: str, requests: Sequence[EmbedContentRequest]
-    ) -> tuple[Embeddings, Credential]:
-        answer, cred = await self._through_pool(
-            model, lambda cred: self._embedders[cred.kind].embed(cred, model, requests), counts_quota=True
+        return Embedded(
+            [vector for part in done for vector in part.vectors],
+            sum(part.tokens for part in done),
+            all(part.counted for part in done),
+            [cred for part in done for cred in part.credentials],
         )
-        tokens = estimated_tokens(requests) if answer.prompt_tokens is None else answer.prompt_tokens
+
+    async def _embed_chunk(self, model: str, requests: Sequence[EmbedContentRequest]) -> Embedded:
+        answer, cred = await self._through_pool(
+            model, lambda cred: self._embedder(cred).embed(cred, model, requests), counts_quota=True
+        )
+        counted = answer.prompt_tokens is not None
+        tokens = answer.prompt_tokens if answer.prompt_tokens is not None else estimated_tokens(requests)
         self.record(cred, model, tokens_in=tokens)
-        return answer, cred
+        return Embedded(answer.vectors, tokens, counted, [cred])
+
+    def _embedder(self, cred: Credential) -> Embedder[Any]:
+        embedder = self._embedders.get(cred.kind)
+        if embedder is None:  # the scheduler's `serves` keeps such credentials out of embedding plans
+            raise ProxyError(503, f"{cred.kind} credentials have no embedding method.", code="no_credentials")
+        return embedder
 
     async def _through_pool(
         self,

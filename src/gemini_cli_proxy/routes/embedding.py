@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..catalog import ModelInfo
+from ..pool.dispatch import Embedded
 from ..runtime import Runtime
-from ..wire.gemini_embed import EmbedContentRequest, Embeddings, check_dimensions
+from ..wire.gemini_embed import EmbedContentRequest, check_dimensions
 
 
 async def embedded(
@@ -18,12 +19,12 @@ async def embedded(
     requests: Sequence[EmbedContentRequest],
     *,
     dimensions_param: str,
-) -> Embeddings:
+) -> Embedded:
     """Google's vectors for `requests`, in order. `dimensions_param`: the door's name for the size
     of a vector, for the 400 when it is out of the model's range."""
     check_dimensions(requests, info.embedding_dimensions, dimensions_param)
-    answer, creds = await runtime.gateway.embed(info.id, requests)
+    answer = await runtime.gateway.embed(info.id, requests)
     fields["model"] = info.id
-    fields["credential"] = ",".join(sorted({repr(cred.label) for cred in creds}))
+    fields["credential"] = ",".join(sorted({repr(cred.label) for cred in answer.credentials}))
     fields["inputs"] = len(requests)
     return answer

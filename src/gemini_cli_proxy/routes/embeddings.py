@@ -8,7 +8,6 @@ from ..frontdoor import LOG_FIELDS, json_response
 from ..runtime import runtime_of
 from ..translate.embeddings import to_embed_requests, to_openai_embeddings
 from ..wire.embeddings import parse_embedding_request
-from ..wire.gemini_embed import estimated_tokens
 from .embedding import embedded
 from .turn import check_content_type, model_info
 
@@ -20,13 +19,14 @@ async def create_embeddings(request: web.Request) -> web.Response:
     info = model_info(runtime, req.model, embedding=True)
     requests = to_embed_requests(req)
     answer = await embedded(runtime, request[LOG_FIELDS], info, requests, dimensions_param="dimensions")
-    tokens = estimated_tokens(requests) if answer.prompt_tokens is None else answer.prompt_tokens
     return json_response(
         to_openai_embeddings(
             answer.vectors,
             model=req.model,
-            prompt_tokens=tokens,
+            prompt_tokens=answer.tokens,
             base64_encoded=req.encoding_format == "base64",
+            # OpenAI's shortened vectors are unit length; Google's are cut, not scaled.
+            normalise=req.dimensions is not None and req.dimensions < info.embedding_dimensions,
         )
     )
 

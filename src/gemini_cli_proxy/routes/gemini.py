@@ -134,11 +134,8 @@ async def _embed(request: web.Request, info: ModelInfo, method: str, body: Mappi
         if method == "embedContent"
         else {"embeddings": [{"values": vector} for vector in answer.vectors]}
     )
-    if answer.prompt_tokens is not None:
-        reply["usageMetadata"] = {
-            "promptTokenCount": answer.prompt_tokens,
-            "totalTokenCount": answer.prompt_tokens,
-        }
+    if answer.counted:
+        reply["usageMetadata"] = {"promptTokenCount": answer.tokens, "totalTokenCount": answer.tokens}
     return json_response(reply)
 
 

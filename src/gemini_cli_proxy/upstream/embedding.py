@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 from array import array
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from ..wire.gemini_embed import EmbedContentRequest, Embeddings, text_of
+from ..wire.gemini_embed import EmbedContentRequest, Embeddings, estimated_tokens, text_of
 from .errors import garbage
 from .replies import Parser, any_json
 
-# The most requests one batchEmbedContents call may carry (AI Studio refuses more); Vertex's limits
-# (250 instances for :predict) are wider, so one chunk is one call everywhere.
+# The most requests one batchEmbedContents call may carry (AI Studio refuses more); Vertex's :predict
+# takes up to 250 instances, so a chunk is one call everywhere but for predict's token limit below.
 EMBED_BATCH_LIMIT = 100
+# Vertex's :predict refuses more than 20,000 input tokens in one call: a chunk is split below that, by
+# the proxy's estimate (4 characters a token), with room for the estimate being low.
+PREDICT_TOKEN_BUDGET = 15_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +41,7 @@ class EmbedCall:
 _CONFIG_KEYS = frozenset({"taskType", "title", "outputDimensionality"})
 
 # (method, body, parser) -> the parsed reply: how a client posts to the model's URL.
-Post = Callable[[str, Mapping[str, Any], Parser], Awaitable[Embeddings]]
+Post = Callable[[str, Mapping[str, Any], Parser], Coroutine[Any, Any, Embeddings]]
 
 
 def aistudio_body(model: str, requests: Sequence[EmbedContentRequest]) -> dict[str, Any]:
@@ -63,7 +66,8 @@ def aistudio_reply(expected: int) -> Parser:
 
 def vertex_calls(model: str, requests: Sequence[EmbedContentRequest]) -> list[EmbedCall]:
     """The calls that embed `requests` on Vertex: one batchEmbedContents for a Gemini model; for a
-    text-embedding model one :predict per output size asked (a parameter of the whole call)."""
+    text-embedding model :predict calls, one per output size asked (a parameter of the whole call)
+    and more where the texts' tokens would pass PREDICT_TOKEN_BUDGET."""
     if model.startswith("gemini-"):
         batch = {"requests": [_vertex_request(request) for request in requests]}
         everything = list(range(len(requests)))
@@ -72,12 +76,28 @@ def vertex_calls(model: str, requests: Sequence[EmbedContentRequest]) -> list[Em
     for index, request in enumerate(requests):
         by_size.setdefault(request.get("outputDimensionality"), []).append(index)
     calls = []
-    for size, indices in by_size.items():
-        body: dict[str, Any] = {"instances": [_instance(requests[i]) for i in indices]}
-        if size is not None:
-            body["parameters"] = {"outputDimensionality": size}
-        calls.append(EmbedCall("predict", body, indices, _predict_reply(len(indices))))
+    for size, same_size in by_size.items():
+        for indices in _within_budget(requests, same_size):
+            body: dict[str, Any] = {"instances": [_instance(requests[i]) for i in indices]}
+            if size is not None:
+                body["parameters"] = {"outputDimensionality": size}
+            calls.append(EmbedCall("predict", body, indices, _predict_reply(len(indices))))
     return calls
+
+
+def _within_budget(requests: Sequence[EmbedContentRequest], indices: list[int]) -> list[list[int]]:
+    """`indices` in runs whose estimated tokens stay within PREDICT_TOKEN_BUDGET (a text over it
+    alone goes alone: Google truncates or refuses it, as it would without the proxy)."""
+    runs: list[list[int]] = [[]]
+    spent = 0
+    for index in indices:
+        tokens = estimated_tokens([requests[index]])
+        if runs[-1] and spent + tokens > PREDICT_TOKEN_BUDGET:
+            runs.append([])
+            spent = 0
+        runs[-1].append(index)
+        spent += tokens
+    return runs
 
 
 async def embed_on_vertex(model: str, requests: Sequence[EmbedContentRequest], post: Post) -> Embeddings:
@@ -85,7 +105,13 @@ async def embed_on_vertex(model: str, requests: Sequence[EmbedContentRequest], p
     calls = vertex_calls(model, requests)
     if len(calls) == 1:
         return await post(calls[0].method, calls[0].body, calls[0].parse)
-    answers = await asyncio.gather(*(post(call.method, call.body, call.parse) for call in calls))
+    # A TaskGroup: when one call fails, the others are cancelled rather than left spending quota.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(post(call.method, call.body, call.parse)) for call in calls]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the pool judges the credential by the first failure
+    answers = [task.result() for task in tasks]
     vectors: list[list[float]] = [[] for _ in requests]
     tokens: int | None = 0
     for call, answer in zip(calls, answers, strict=True):

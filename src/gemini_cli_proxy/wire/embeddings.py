@@ -57,7 +57,8 @@ def _check_input(value: str | list[str] | list[int] | list[list[int]]) -> None:
     if not isinstance(value[0], str):
         raise invalid_request(
             "'input' holds token ids: Gemini embeds text, and its tokenizer is not OpenAI's. "
-            "Send the text (a string or an array of strings).",
+            "Send the text (a string or an array of strings); LangChain's OpenAIEmbeddings sends "
+            "token ids unless it is given check_embedding_ctx_length=False.",
             param="input",
             code="unsupported_value",
         )

@@ -52,10 +52,23 @@ def estimated_tokens(requests: Sequence[EmbedContentRequest]) -> int:
     return sum(max(1, math.ceil(len(text_of(request)) / CHARACTERS_PER_TOKEN)) for request in requests)
 
 
+# Google's JSON takes a field in either spelling; the core reads the camelCase one. Vertex's form puts
+# the settings under embedContentConfig, which AI Studio's refuses: both become the top-level fields.
+_SETTINGS = {
+    "taskType": "taskType",
+    "task_type": "taskType",
+    "title": "title",
+    "outputDimensionality": "outputDimensionality",
+    "output_dimensionality": "outputDimensionality",
+}
+_CONFIGS = ("embedContentConfig", "embed_content_config")
+
+
 def checked_request(value: Any, where: str) -> EmbedContentRequest:
     """A Gemini door's request (one of a batch's, or embedContent's body), checked to be the shape
-    the proxy reads (a content of parts) and otherwise left as the client wrote it: Google judges
-    the rest. `where`: its place in the body, for the error."""
+    the proxy reads (a content of text parts), with its settings spelled as the core reads them, and
+    otherwise left as the client wrote it: Google judges the rest. `where`: its place in the body,
+    for the error."""
     if not isinstance(value, dict):
         raise invalid_request(f"Invalid value at '{where}': expected an object.", param=where)
     content = value.get("content")
@@ -65,12 +78,22 @@ def checked_request(value: Any, where: str) -> EmbedContentRequest:
             f"Invalid value at '{where}content': expected a content with at least one part.",
             param=f"{where}content",
         )
+    for index, part in enumerate(parts):
+        if "text" in part and not isinstance(part["text"], str):
+            param = f"{where}content.parts[{index}].text"
+            raise invalid_request(f"Invalid value at '{param}': expected a string.", param=param)
+    for key in _CONFIGS:
+        if key in value and not isinstance(value[key], dict):
+            raise invalid_request(f"Invalid value at '{where}{key}': expected an object.", param=where + key)
+    request = {key: item for key, item in value.items() if key not in _SETTINGS and key not in _CONFIGS}
+    for holder in (value, *(value[key] for key in _CONFIGS if isinstance(value.get(key), dict))):
+        request.update((_SETTINGS[key], item) for key, item in holder.items() if key in _SETTINGS)
     for field in ("taskType", "title"):
-        if field in value and not isinstance(value[field], str):
+        if field in request and not isinstance(request[field], str):
             raise invalid_request(
                 f"Invalid value at '{where}{field}': expected a string.", param=where + field
             )
-    return cast(EmbedContentRequest, value)
+    return cast(EmbedContentRequest, request)
 
 
 def check_dimensions(requests: Sequence[EmbedContentRequest], most: int, param: str) -> None:
