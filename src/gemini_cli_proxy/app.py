@@ -18,12 +18,13 @@ from .catalog import Catalog
 from .clock import SYSTEM_CLOCK, Clock
 from .credentials import Credential
 from .media_fetch import MediaFetcher
+from .metrics import METRICS, from_environment
 from .middleware import error_middleware, make_auth_middleware
 from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, embeddings, gemini, messages, models, responses, service
+from .routes import chat, debug, embeddings, gemini, messages, metrics, models, responses, service
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
@@ -119,6 +120,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         # memory:// holds nothing another instance could change, and reading it costs nothing.
         state_max_age=0.0 if isinstance(backend, MemoryStore) else settings.proxy_state_max_age,
         serves=upstreams.serves(setup.catalog),
+        on_cooldown=app[METRICS].cooled,
     )
     usage = UsageRecorder(store, clock=clock.time, listener=scheduler.count_usage)
     signatures = SignatureCache(store)
@@ -151,6 +153,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
                 usage,
                 upstreams.clients,
                 embedders=upstreams.embedders,
+                metrics=app[METRICS],
                 retry=retry,
                 clock=clock,
             ),
@@ -175,7 +178,12 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     open_store(settings.proxy_state_url)  # a URL it cannot use stops start-up here
     app = web.Application(
         client_max_size=settings.proxy_max_body_bytes,
-        middlewares=[error_middleware, make_auth_middleware(settings.client_keys())],
+        middlewares=[
+            error_middleware,
+            make_auth_middleware(
+                settings.client_keys(), also_open=("/metrics",) if settings.proxy_metrics_public else ()
+            ),
+        ],
     )
     app[SETUP] = Setup(
         settings,
@@ -184,6 +192,7 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
         clock,
     )
     app[RUNNING] = Running()
+    app[METRICS] = from_environment()
     drain.install(app, settings.proxy_shutdown_grace)
     app.cleanup_ctx.append(_lifespan)
     service.register(app)
@@ -194,4 +203,5 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     messages.register(app)
     gemini.register(app)
     debug.register(app)
+    metrics.register(app)
     return app

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,6 +59,8 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
             f"refusing to listen on {settings.proxy_host} without a proxy key: anyone who can reach it "
             "could spend your Google quota. Set PROXY_API_KEYS, or bind to 127.0.0.1."
         )
+    if settings.proxy_workers > 1:
+        _count_across_workers()
     from .app import create_app  # imported here so `--help` stays fast
     from .runtime import SETUP
     from .startup import summary
@@ -83,6 +89,24 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
         sys.exit(code)
     with _listen_errors(settings):
         run(serve_until_signalled(app, settings.proxy_host, settings.proxy_port, grace=grace, banner=banner))
+
+
+def _count_across_workers() -> None:
+    """Metrics in prometheus-client's multiprocess mode: each worker counts into files in one
+    directory, and a scrape answered by any worker adds them up. The directory must start empty: a
+    fresh one is made and removed at exit, or an operator's PROMETHEUS_MULTIPROC_DIR is emptied of
+    old counts."""
+    from .metrics import MULTIPROCESS_ENV, count_in_files  # imported here so `--help` stays fast
+
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        count_in_files(given)
+        return
+    directory = tempfile.mkdtemp(prefix="gemini-cli-proxy-metrics-")
+    atexit.register(shutil.rmtree, directory, True)
+    count_in_files(directory)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from .drain import ENDING_SECONDS
 from .errors import ProxyError
+from .metrics import METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ async def begin_stream(request: web.Request, headers: Mapping[str, str]) -> web.
     response = web.StreamResponse(status=200, headers=headers)
     await response.prepare(request)
     request[OPEN_STREAM] = response
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.stream_opened(request[FRONT_DOOR].name)  # closed by the middleware
     return response
 
 

@@ -20,6 +20,7 @@ from .drain import DRAIN
 from .errors import ProxyError
 from .frontdoor import FRONT_DOOR, LOG_FIELDS, OPEN_STREAM, end_stream, error_response
 from .logconfig import batched_handler
+from .metrics import METRICS
 
 log = logging.getLogger("gemini_cli_proxy.access")
 
@@ -116,18 +117,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         if task is not None:
             drain.untrack(task)
+        _count(request, status)
         if log.isEnabledFor(logging.INFO):
             _access_line(request, status, started, request_id)
 
 
-def make_auth_middleware(keys: Iterable[str]) -> Middleware:
+def _count(request: web.Request, status: int) -> None:
+    """The request in the metrics: its door, model and status; a stream it held open, closed."""
+    metrics = request.app.get(METRICS)
+    if metrics is None:  # an app built without create_app (some tests')
+        return
+    door = request[FRONT_DOOR].name
+    fields = request[LOG_FIELDS]
+    if OPEN_STREAM in request:
+        metrics.stream_closed(door)
+    metrics.request(
+        door,
+        fields.get("model", ""),
+        status,
+        disconnected=status == 499 or fields.get("client") == "disconnected",
+    )
+
+
+def make_auth_middleware(keys: Iterable[str], *, also_open: Iterable[str] = ()) -> Middleware:
     """Proxy-key check (`Authorization: Bearer`, or `x-api-key`), constant time per key; a no-op when
-    no key is configured."""
+    no key is configured. `also_open`: paths the operator opened besides OPEN_PATHS (/metrics)."""
     encoded = tuple(key.encode() for key in keys)
+    open_paths = OPEN_PATHS | frozenset(also_open)
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if encoded and request.path not in OPEN_PATHS:
+        if encoded and request.path not in open_paths:
             header = request.headers.get("Authorization", "")
             scheme, _, presented = header.partition(" ")
             token = presented.strip().encode() if scheme.lower() == "bearer" else b""

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # ALIAS=MODEL pairs (a trailing * in ALIAS matches a prefix): clients with fixed model names.
     proxy_model_aliases: CommaList = []
     proxy_allow_private_image_urls: bool = False
+    # GET /metrics without the proxy key (for a Prometheus that cannot send one); the key guards it
+    # otherwise, since model names and credential labels say something about the deployment.
+    proxy_metrics_public: bool = False
     # The largest image the proxy fetches for an `image_url`; Google's inline-data limit is 20 MB.
     proxy_max_image_bytes: int = Field(20 * 1024 * 1024, ge=1)
     proxy_log_level: str = "info"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ..clock import SYSTEM_CLOCK, Clock
 from ..credentials import Credential
 from ..errors import ProxyError
+from ..metrics import Metrics
 from ..upstream.client import Embedder, Events, UpstreamClient
 from ..upstream.embedding import EMBED_BATCH_LIMIT
 from ..upstream.errors import RETRY_ELSEWHERE, UpstreamError, Verdict, garbage, to_proxy_error
@@ -76,6 +77,7 @@ class Gateway:
         clients: Mapping[str, UpstreamClient[Any]],
         *,
         embedders: Mapping[str, Embedder[Any]] | None = None,
+        metrics: Metrics | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -89,6 +91,7 @@ class Gateway:
         self._usage = usage
         self._clients = dict(clients)
         self._embedders = dict(embedders or {})
+        self._metrics = metrics or Metrics()
         self._retry = retry or RetryPolicy()
         self._random = random.Random()
         self._clock = clock
@@ -100,13 +103,19 @@ class Gateway:
         self, model: str, request: GenerateContentRequest
     ) -> tuple[GenerateContentResponse, Credential]:
         return await self._through_pool(
-            model, lambda cred: self._client(cred).generate(cred, model, request), counts_quota=True
+            model,
+            lambda cred: self._client(cred).generate(cred, model, request),
+            method="generateContent",
+            counts_quota=True,
         )
 
     async def count_tokens(self, model: str, request: GenerateContentRequest) -> int:
         """Google's count of `request`'s prompt tokens, through the pool like a generation."""
         count, _ = await self._through_pool(
-            model, lambda cred: self._client(cred).count_tokens(cred, model, request), counts_quota=False
+            model,
+            lambda cred: self._client(cred).count_tokens(cred, model, request),
+            method="countTokens",
+            counts_quota=False,
         )
         return count
 
@@ -140,7 +149,10 @@ class Gateway:
 
     async def _embed_chunk(self, model: str, requests: Sequence[EmbedContentRequest]) -> Embedded:
         answer, cred = await self._through_pool(
-            model, lambda cred: self._embedder(cred).embed(cred, model, requests), counts_quota=True
+            model,
+            lambda cred: self._embedder(cred).embed(cred, model, requests),
+            method="embed",
+            counts_quota=True,
         )
         counted = answer.prompt_tokens is not None
         tokens = answer.prompt_tokens if answer.prompt_tokens is not None else estimated_tokens(requests)
@@ -158,18 +170,21 @@ class Gateway:
         model: str,
         call: Callable[[Credential], Awaitable[Result]],
         *,
+        method: str,
         counts_quota: bool,
     ) -> tuple[Result, Credential]:
         """`call` through the plan's credentials until one answers; `counts_quota`: its success
         spends the model's generation quota (countTokens spends none of it)."""
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
-            sent_at = self._clock.time()
+            sent_at, started = self._clock.time(), self._clock.monotonic()
             try:
                 reply = await call(cred)
             except UpstreamError as failure:
+                self._metrics.attempt(cred.kind, method, failure.verdict.value)
                 await attempts.failed(cred, failure, sent_at)
                 continue
+            self._metrics.attempt(cred.kind, method, "ok", self._clock.monotonic() - started)
             if counts_quota:
                 await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return reply, cred
@@ -182,17 +197,22 @@ class Gateway:
         the first event is retried on another credential."""
         attempts = self._attempts(model)
         for cred in attempts.each(await attempts.plan()):
-            sent_at = self._clock.time()
+            sent_at, started = self._clock.time(), self._clock.monotonic()
             events = self._client(cred).stream(cred, model, request, answer_within=attempts.answer_within())
             try:
                 first = await anext(events)
             except StopAsyncIteration:
-                await attempts.failed(cred, garbage("the stream ended before its first event"), sent_at)
+                failure = garbage("the stream ended before its first event")
+                self._metrics.attempt(cred.kind, "streamGenerateContent", failure.verdict.value)
+                await attempts.failed(cred, failure, sent_at)
                 continue
             except UpstreamError as failure:
                 await events.aclose()
+                self._metrics.attempt(cred.kind, "streamGenerateContent", failure.verdict.value)
                 await attempts.failed(cred, failure, sent_at)
                 continue
+            self._metrics.attempt(cred.kind, "streamGenerateContent", "ok")
+            self._metrics.first_event(cred.kind, self._clock.monotonic() - started)
             await self._scheduler.report_success(cred, model, sent_at=sent_at)
             return first, GoogleStream(events, cred, model, self._scheduler, self._usage), cred
         raise await attempts.give_up()
@@ -221,10 +241,16 @@ class Gateway:
             return ProbeFailure(failure.status, failure.message)
 
     def _attempts(self, model: str) -> _Attempts:
-        return _Attempts(self._scheduler, self._usage, self._retry, self._random, self._clock, model)
+        return _Attempts(
+            self._scheduler, self._usage, self._retry, self._random, self._clock, model, self._metrics
+        )
 
-    def record(self, cred: Credential, model: str, *, tokens_in: int = 0, tokens_out: int = 0) -> None:
+    def record(
+        self, cred: Credential, model: str, *, tokens_in: int = 0, tokens_out: int = 0, reasoning: int = 0
+    ) -> None:
+        """A served request's tokens (`reasoning`: the part of `tokens_out` spent thinking)."""
         self._usage.record(cred.id, model, tokens_in=tokens_in, tokens_out=tokens_out)
+        self._metrics.tokens(model, tokens_in=tokens_in, tokens_out=tokens_out, reasoning=reasoning)
 
 
 def scrub_failure(failure: UpstreamError, cred: Credential) -> None:
@@ -281,8 +307,10 @@ class _Attempts:
         rng: random.Random,
         clock: Clock,
         model: str,
+        metrics: Metrics,
     ) -> None:
         self._scheduler = scheduler
+        self._metrics = metrics
         self._usage = usage
         self._policy = policy
         self._random = rng
@@ -311,6 +339,8 @@ class _Attempts:
             if self._scheduler.known_unusable(cred, self._model):
                 continue
             failures = self._count
+            if self.last is not None:  # an attempt after a failure: a retry, counted by its cause
+                self._metrics.retry(self.last.verdict.value)
             yield cred
             if self._count > failures and self.last is not None and self.last.verdict is Verdict.RATE_LIMITED:
                 remaining = self._scheduler.deferring(remaining[::-1], self._model)[::-1]

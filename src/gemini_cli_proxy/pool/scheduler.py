@@ -89,10 +89,12 @@ class Scheduler:
         state_max_age: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
         serves: Callable[[Credential, str], bool] | None = None,
+        on_cooldown: Callable[[str, str, str], None] | None = None,
     ) -> None:
         """`serves(credential, model)`: whether the credential's kind of upstream has the model's
         method at all (Code Assist makes no embeddings); those that have not are left out of the
-        model's plans, its rotation and its counts. None: every credential serves every model."""
+        model's plans, its rotation and its counts. None: every credential serves every model.
+        `on_cooldown(credential id, kind, reason)`: told of each credential a cooldown begins for."""
         self._primary = [c for c in credentials if c.pool == "primary"]
         self._backup = [c for c in credentials if c.pool == "backup"]
         self._ids = [c.id for c in (*self._primary, *self._backup)]
@@ -102,6 +104,7 @@ class Scheduler:
         for pool in (self._primary, self._backup):
             self._register(pool)
         self._serves = serves
+        self._on_cooldown = on_cooldown
         # model -> its (primary, backup) pools, where `serves` leaves some credentials out of them.
         self._pools_of: dict[str, tuple[list[Credential], list[Credential]]] = {}
         # (pool, its unusable credentials) -> the rotation over the rest; see _rotation
@@ -396,6 +399,9 @@ class Scheduler:
                 self._cooled_until[(other.id, model)] = cooldown.until
             # One round trip for the whole project, however many keys share it.
             await self._store.set_cooldowns([other.id for other in members], model, cooldown)
+            if self._on_cooldown is not None:
+                for other in members:
+                    self._on_cooldown(other.id, other.kind, cooldown.reason)
         finally:
             self._changed()  # also when cancelled mid-write: the store may have it anyway
 

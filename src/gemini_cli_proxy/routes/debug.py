@@ -4,7 +4,6 @@ credentials appear by id and redacted label only."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from typing import Any
 
@@ -14,8 +13,9 @@ from .. import errors
 from ..credentials import Credential, OAuthCredential, VertexServiceAccountCredential
 from ..frontdoor import json_response
 from ..pool.dispatch import ProbeFailure
-from ..runtime import Runtime, runtime_of
+from ..runtime import runtime_of
 from ..wire.gemini_request import GenerateContentRequest
+from .pool_view import credential_rows, describe, iso
 from .turn import model_info
 
 TEST_MODEL = "gemini-2.5-flash"
@@ -23,16 +23,6 @@ TEST_REQUEST: GenerateContentRequest = {
     "contents": [{"role": "user", "parts": [{"text": "Reply with the word OK."}]}],
     "generationConfig": {"maxOutputTokens": 16, "thinkingConfig": {"thinkingBudget": 0}},
 }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if not epoch:
-        return None
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _describe(cred: Credential) -> dict[str, Any]:
-    return {"id": cred.id, "label": cred.label, "kind": cred.kind, "pool": cred.pool}
 
 
 TokenCredential = OAuthCredential | VertexServiceAccountCredential
@@ -48,16 +38,16 @@ async def cache(request: web.Request) -> web.Response:
         remaining = cred.expires_at - now if cred.expires_at else None
         entries.append(
             {
-                **_describe(cred),
+                **describe(cred),
                 "cached": bool(cred.access_token),
-                "cached_at": _iso(cred.refreshed_at) if isinstance(cred, OAuthCredential) else None,
-                "expires_at": _iso(cred.expires_at),
+                "cached_at": iso(cred.refreshed_at) if isinstance(cred, OAuthCredential) else None,
+                "expires_at": iso(cred.expires_at),
                 "time_until_expiry_seconds": round(remaining) if remaining is not None else None,
                 "is_expired": remaining is None or remaining <= 0,
                 "project_id": cred.project_id,
             }
         )
-    return json_response({"object": "list", "data": entries, "timestamp": _iso(now)})
+    return json_response({"object": "list", "data": entries, "timestamp": iso(now)})
 
 
 async def token_test(request: web.Request) -> web.Response:
@@ -69,12 +59,12 @@ async def token_test(request: web.Request) -> web.Response:
         before = cred.access_token if isinstance(cred, TokenCredential) else ""
         token = await gateway.probe_token(cred)
         if isinstance(token, ProbeFailure):
-            return {**_describe(cred), "ok": False, "error": token.message}
+            return {**describe(cred), "ok": False, "error": token.message}
         if token is None:
-            return {**_describe(cred), "ok": True, "token": "not applicable (API key)"}
+            return {**describe(cred), "ok": True, "token": "not applicable (API key)"}
         expires = cred.expires_at if isinstance(cred, TokenCredential) else 0.0
         return {
-            **_describe(cred),
+            **describe(cred),
             "ok": True,
             "refreshed": token != before,
             "expires_in_seconds": round(expires - time.time()) if expires else None,
@@ -98,62 +88,16 @@ async def full_test(request: web.Request) -> web.Response:
             if failure is None
             else {"ok": False, "status": failure.status, "error": failure.message}
         )
-        return {**_describe(cred), **outcome, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return {**describe(cred), **outcome, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     results = await asyncio.gather(*(probe(cred) for cred in runtime.credentials))
     return json_response({"object": "list", "model": model, "data": results})
 
 
-async def _credential_rows(runtime: Runtime) -> list[dict[str, Any]]:
-    now = time.time()
-    ids = [cred.id for cred in runtime.credentials]
-    usage = await runtime.store.usage(ids)
-    models = sorted({model for per_model in usage.values() for model in per_model})
-    # Every credential at once, each model's cooldowns in one read (made together, the reads of a
-    # batching store travel in one round trip). The disabled flags come with any model's state; a
-    # pool that has served nothing yet reads them by the test model's name.
-    states = await asyncio.gather(
-        *(runtime.store.pool_state(ids, model, now) for model in models or [TEST_MODEL])
-    )
-    flags = states[0]
-    cooling = dict(zip(models, states, strict=False))
-    rows = []
-    for cred in runtime.credentials:
-        cooldowns = {}
-        for model in usage.get(cred.id, {}):
-            cooldown = cooling[model].cooldowns.get(cred.id)
-            if cooldown is not None:
-                cooldowns[model] = {
-                    "remaining_seconds": round(cooldown.until - now, 1),
-                    "reason": cooldown.reason,
-                }
-        disabled = flags.disabled.get(cred.id)
-        rows.append(
-            {
-                **_describe(cred),
-                "state": "disabled" if disabled else ("cooling" if cooldowns else "ok"),
-                "disabled_reason": disabled,
-                "cooldowns": cooldowns,
-                "usage": {
-                    model: {
-                        "requests": counts.requests,
-                        "tokens_in": counts.tokens_in,
-                        "tokens_out": counts.tokens_out,
-                        "errors": counts.errors,
-                        "last_error": counts.last_error,
-                        "last_used": _iso(counts.last_used),
-                    }
-                    for model, counts in usage.get(cred.id, {}).items()
-                },
-            }
-        )
-    return rows
-
-
 async def credentials(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     await runtime.usage.flush()  # show what has happened, not what was last batched
-    return json_response({"object": "list", "data": await _credential_rows(runtime)})
+    return json_response({"object": "list", "data": await credential_rows(runtime)})
 
 
 async def enable(request: web.Request) -> web.Response:
@@ -166,7 +110,7 @@ async def enable(request: web.Request) -> web.Response:
             404, f"No credential with id '{errors.shown(wanted)}'.", param="credential_id", code="not_found"
         )
     await runtime.scheduler.enable(cred)
-    return json_response({**_describe(cred), "state": "enabled"})
+    return json_response({**describe(cred), "state": "enabled"})
 
 
 def register(app: web.Application) -> None:

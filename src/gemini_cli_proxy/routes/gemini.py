@@ -16,8 +16,10 @@ from aiohttp import web
 
 from .. import errors
 from ..catalog import ModelInfo
+from ..credentials import Credential
 from ..doors import GEMINI_STREAM, GeminiStreamMode
 from ..frontdoor import LOG_FIELDS, begin_stream, json_response
+from ..pool.dispatch import Gateway
 from ..runtime import Runtime, runtime_of
 from ..wire.gemini_embed import checked_request
 from ..wire.gemini_request import GenerateContentRequest
@@ -61,12 +63,7 @@ async def model_action(request: web.Request) -> web.StreamResponse:
     if method == "generateContent":
         reply, cred = await gateway.generate(info.id, body)
         fields["credential"] = repr(cred.label)
-        gateway.record(
-            cred,
-            info.id,
-            tokens_in=reply.get("usageMetadata", {}).get("promptTokenCount", 0),
-            tokens_out=reply.get("usageMetadata", {}).get("candidatesTokenCount", 0),
-        )
+        _record(gateway, cred, info.id, reply.get("usageMetadata", {}))
         return json_response(reply)
     if method == "countTokens":
         # A countTokens body is a request's contents (or the request under generateContentRequest).
@@ -105,13 +102,21 @@ async def model_action(request: web.Request) -> web.StreamResponse:
         fields["client"] = "disconnected"
     finally:
         await events.aclose()
-        gateway.record(
-            cred,
-            info.id,
-            tokens_in=usage.get("promptTokenCount", 0),
-            tokens_out=usage.get("candidatesTokenCount", 0),
-        )
+        _record(gateway, cred, info.id, usage)
     return response
+
+
+def _record(gateway: Gateway, cred: Credential, model: str, usage: Mapping[str, Any]) -> None:
+    """Google's usageMetadata counted for the credential: its output includes the thoughts, as the
+    other doors' completion tokens do."""
+    thoughts = usage.get("thoughtsTokenCount", 0)
+    gateway.record(
+        cred,
+        model,
+        tokens_in=usage.get("promptTokenCount", 0),
+        tokens_out=usage.get("candidatesTokenCount", 0) + thoughts,
+        reasoning=thoughts,
+    )
 
 
 async def _embed(request: web.Request, info: ModelInfo, method: str, body: Mapping[str, Any]) -> web.Response:

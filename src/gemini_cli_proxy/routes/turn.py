@@ -103,7 +103,11 @@ def close_turn(
     """After Google's answer: its signatures remembered, its tokens counted (chat usage counts)."""
     runtime.signatures.put_many(signatures)
     runtime.gateway.record(
-        cred, model_id, tokens_in=usage.get("prompt_tokens", 0), tokens_out=usage.get("completion_tokens", 0)
+        cred,
+        model_id,
+        tokens_in=usage.get("prompt_tokens", 0),
+        tokens_out=usage.get("completion_tokens", 0),
+        reasoning=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0),
     )
 
 
