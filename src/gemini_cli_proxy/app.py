@@ -24,7 +24,7 @@ from .pool.dispatch import Gateway, RetryPolicy
 from .pool.loading import load_credentials
 from .pool.scheduler import CooldownPolicy, Scheduler
 from .pool.usage import UsageRecorder
-from .routes import chat, debug, embeddings, gemini, messages, metrics, models, responses, service
+from .routes import chat, debug, embeddings, gemini, messages, metrics, models, responses, service, status
 from .runtime import RUNNING, SETUP, Running, Runtime, Setup
 from .settings import Settings
 from .signature_cache import SignatureCache
@@ -204,4 +204,5 @@ def create_app(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> web.Applic
     gemini.register(app)
     debug.register(app)
     metrics.register(app)
+    status.register(app)
     return app

@@ -146,3 +146,62 @@ def fake_upstream(
         first_byte_delay=first_byte_delay,
     )
     run(serve_until_signalled(create_fake_app(fake), host, port, grace=1.0))
+
+
+@main.command("check")
+@click.option("--config", "config", default=None, help="TOML settings file (PROXY_CONFIG).")
+@click.option("--model", default="gemini-2.5-flash", show_default=True, help="The model each test call uses.")
+@click.option("--dry-run", is_flag=True, help="Tokens and project discovery only: no generate call.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per credential, for scripts.")
+def check(config: str | None, model: str, dry_run: bool, as_json: bool) -> None:
+    """Check every configured credential (the settings `serve` uses): exit 0 when all work."""
+    import asyncio
+
+    import orjson
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from .check import check_credentials, table_rows
+
+    settings = _settings(proxy_config=config)
+    configure("error")  # the table says what went wrong; log lines would only repeat it
+    errors = Console(stderr=True)
+    try:
+        count = len(_credentials_of(settings))
+    except ValueError as exc:
+        _fail(f"could not load the credentials: {exc}")
+    with Progress(
+        TextColumn("checking credentials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=errors,
+        transient=True,
+        disable=as_json or not errors.is_terminal,
+    ) as progress:
+        task = progress.add_task("check", total=count)
+        try:
+            results = asyncio.run(
+                check_credentials(
+                    settings, model=model, dry_run=dry_run, done=lambda _: progress.advance(task)
+                )
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+    if as_json:
+        click.echo(orjson.dumps([r.as_json() for r in results], option=orjson.OPT_INDENT_2).decode())
+    else:
+        table = Table(title=f"{sum(r.works for r in results)} of {len(results)} credentials work")
+        for column in ("label", "kind", "pool", "project", "state", "latency", "Google's error"):
+            table.add_column(column, overflow="fold")
+        for row, result in zip(table_rows(results), results, strict=True):
+            style = "green" if result.state in ("ok", "ready") else ("yellow" if result.works else "red")
+            table.add_row(*row, style=style)
+        Console().print(table)
+    sys.exit(0 if results and all(r.works for r in results) else 1)
+
+
+def _credentials_of(settings: Settings) -> list[Any]:
+    from .pool.loading import load_credentials
+
+    return list(load_credentials(settings))

@@ -26,8 +26,9 @@ log = logging.getLogger("gemini_cli_proxy.access")
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The routes a caller may use without a key: a monitor's /health, and the service page at / that
-# tells a client a key is needed (it holds nothing secret).
-OPEN_PATHS = frozenset({"/health", "/"})
+# tells a client a key is needed (it holds nothing secret). The status page checks its own (a key or
+# the cookie set from one: routes/status.py).
+OPEN_PATHS = frozenset({"/health", "/", "/status", "/status.json"})
 
 
 def _from_http_exception(exc: web.HTTPException, request: web.Request) -> ProxyError:
@@ -147,25 +148,31 @@ def make_auth_middleware(keys: Iterable[str], *, also_open: Iterable[str] = ()) 
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if encoded and request.path not in open_paths:
-            header = request.headers.get("Authorization", "")
-            scheme, _, presented = header.partition(" ")
-            token = presented.strip().encode() if scheme.lower() == "bearer" else b""
-            if not token:
-                # Anthropic's clients send their key as x-api-key, Google's as x-goog-api-key or ?key=
-                # (never forwarded: the pool's credentials go upstream).
-                presented = (
-                    request.headers.get("x-api-key")
-                    or request.headers.get("x-goog-api-key")
-                    or request.query.get("key", "")
-                )
-                token = presented.strip().encode()
-            # Compare against every key without stopping early, so timing says nothing.
-            matched = False
-            for key in encoded:
-                matched |= hmac.compare_digest(token, key)
-            if not matched:
-                raise errors.invalid_api_key()
+        if encoded and request.path not in open_paths and not matches_any(presented_key(request), encoded):
+            raise errors.invalid_api_key()
         return await handler(request)
 
     return auth_middleware
+
+
+def presented_key(request: web.Request) -> bytes:
+    """The key a client sent: `Authorization: Bearer`, or as Anthropic's clients send it (x-api-key),
+    or Google's (x-goog-api-key, ?key=); never forwarded: the pool's credentials go upstream."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() == "bearer" and presented.strip():
+        return presented.strip().encode()
+    presented = (
+        request.headers.get("x-api-key")
+        or request.headers.get("x-goog-api-key")
+        or request.query.get("key", "")
+    )
+    return presented.strip().encode()
+
+
+def matches_any(token: bytes, keys: Iterable[bytes]) -> bool:
+    """Compared against every key without stopping early, so timing says nothing."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token, key)
+    return matched

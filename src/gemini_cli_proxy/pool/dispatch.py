@@ -240,6 +240,15 @@ class Gateway:
             scrub_failure(failure, cred)
             return ProbeFailure(failure.status, failure.message)
 
+    async def probe_project(self, cred: Credential) -> str | ProbeFailure | None:
+        """The Google project behind a credential (Code Assist's discovered, or onboarded, now if
+        need be), None where none is known, or why Google would not say."""
+        try:
+            return await self._client(cred).project(cred)
+        except UpstreamError as failure:
+            scrub_failure(failure, cred)
+            return ProbeFailure(failure.status, failure.message)
+
     def _attempts(self, model: str) -> _Attempts:
         return _Attempts(
             self._scheduler, self._usage, self._retry, self._random, self._clock, model, self._metrics

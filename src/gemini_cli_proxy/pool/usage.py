@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ..periodic import Periodic
 from ..store.base import StateStore, UsageEvent
+from .daily import day_counts
 
 log = logging.getLogger("gemini_cli_proxy.usage")
 
@@ -60,6 +61,7 @@ class UsageRecorder:
         batch, self._buffer = self._buffer, []
         try:
             await self._store.record_usage(batch)
+            await self._store.add_counts(day_counts(batch))  # today's, for the status page
         except Exception as exc:  # counters are best effort; serving requests is not
             log.warning("could not record %d usage events: %s", len(batch), exc)
         if self._listener is not None:

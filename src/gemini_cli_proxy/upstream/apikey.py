@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from ..credentials import ApiKeyCredential
 from ..wire.gemini import GenerateContentResponse
 from ..wire.gemini_embed import EmbedContentRequest, Embeddings
 from ..wire.gemini_request import GenerateContentRequest
@@ -48,6 +49,10 @@ class ApiKeyClient:
             return request
         # AI Studio counts a whole GenerateContentRequest given under this name, model included.
         return {"generateContentRequest": {"model": f"models/{model}", **request}}
+
+    async def project(self, cred: KeyCredential) -> str | None:
+        """The project an AI Studio key was declared with (KEY@PROJECT) or learned from Google."""
+        return cred.project if isinstance(cred, ApiKeyCredential) else None
 
     async def access_token(self, cred: KeyCredential) -> None:
         """An API key has no token."""

@@ -40,6 +40,11 @@ class UpstreamClient(Protocol[Cred]):
         """The tokens Google counts in `request`'s prompt (its countTokens method)."""
         ...
 
+    async def project(self, cred: Cred) -> str | None:
+        """The Google project the credential spends, found out if need be (Code Assist discovers or
+        onboards it); None where it is not known (an AI Studio key without KEY@PROJECT)."""
+        ...
+
     async def access_token(self, cred: Cred) -> str | None:
         """A valid access token for `cred` (refreshed or minted if needed); None when the
         credential has none (an API key)."""

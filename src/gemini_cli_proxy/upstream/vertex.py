@@ -57,6 +57,9 @@ class VertexClient:
         self._configured = base_url.rstrip("/") if base_url else None
         self._tokens = ServiceAccountTokens(session, clock=clock)
 
+    async def project(self, cred: VertexServiceAccountCredential) -> str:
+        return cred.project_id
+
     async def access_token(self, cred: VertexServiceAccountCredential) -> str:
         """A valid access token for `cred` (minted if needed)."""
         return await self._tokens.access_token(cred)
