@@ -38,6 +38,7 @@ bench: $(STAMP)
 lock:
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --all-extras --generate-hashes -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --universal --generate-hashes -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
