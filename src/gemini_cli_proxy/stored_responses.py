@@ -20,6 +20,7 @@ from .store.base import StateStore
 log = logging.getLogger("gemini_cli_proxy.responses")
 
 _KEY = "response:"
+_ITEM_KEY = "response-item:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,21 @@ class ResponseStore:
                 len(record),
             )
             return False
-        await self._store.set_value(_KEY + str(stored.response["id"]), record.decode(), ttl=self._ttl)
+        # Each item by its id too, for the `item_reference` inputs that clients (the Vercel AI SDK)
+        # send instead of repeating an earlier turn's items: one round trip for all.
+        items = [item for item in (*stored.input_items, *stored.response.get("output", [])) if item.get("id")]
+        await self._store.set_values(
+            [
+                (_KEY + str(stored.response["id"]), record.decode(), self._ttl),
+                *((_ITEM_KEY + str(item["id"]), orjson.dumps(item).decode(), self._ttl) for item in items),
+            ]
+        )
         return True
+
+    async def items(self, item_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The stored items with these ids (None for one not kept), in one round trip."""
+        found = await self._store.get_values([_ITEM_KEY + item_id for item_id in item_ids])
+        return [orjson.loads(raw) if raw else None for raw in found]
 
     async def get(self, response_id: str) -> StoredResponse | None:
         raw = await self._store.get_value(_KEY + response_id)

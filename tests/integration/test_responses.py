@@ -183,6 +183,36 @@ def test_a_stateful_round_trip_by_previous_response_id(client: openai.OpenAI, fa
         client.responses.retrieve(second.id)
 
 
+def test_item_references_name_the_stored_items_of_earlier_turns(
+    client: openai.OpenAI, fake: FakeGoogle
+) -> None:
+    """The Vercel AI SDK sends earlier turns as `item_reference`s to the items the proxy stored."""
+    fake.push(call_reply("exec_command", {"cmd": "pwd"}, signature="c2lnLXB3ZA=="))
+    asked = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "where am I?"}]}
+    first = client.responses.create(model=GEMINI3, input=[asked], tools=[SHELL_TOOL])  # type: ignore[list-item]
+    call = next(item for item in first.output if item.type == "function_call")
+    asked_id = client.responses.input_items.list(first.id).data[0].id
+    fake.push(Reply.text("In /work."))
+    second = client.responses.create(
+        model=GEMINI3,
+        input=[
+            {"type": "item_reference", "id": asked_id},
+            *({"type": "item_reference", "id": item.id} for item in first.output),
+            {"type": "function_call_output", "call_id": call.call_id, "output": "/work"},
+        ],  # type: ignore[misc]
+        tools=[SHELL_TOOL],  # type: ignore[list-item]
+    )
+    assert second.output_text == "In /work."
+    contents = fake.generate_requests()[1].request["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[0]["parts"][0]["text"] == "where am I?"
+    assert contents[1]["parts"][0]["functionCall"]["name"] == "exec_command"
+    assert contents[1]["parts"][0]["thoughtSignature"] == "c2lnLXB3ZA=="
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.responses.create(model=FLASH, input=[{"type": "item_reference", "id": "msg_gone"}])  # type: ignore[list-item]
+    assert missing.value.code == "item_not_found" and missing.value.param == "input[0]"
+
+
 def test_an_unknown_previous_response_is_a_404_naming_the_parameter(proxy: Proxy, fake: FakeGoogle) -> None:
     response = post(proxy, {"model": FLASH, "input": "hi", "previous_response_id": "resp_nope"})
     assert response.status_code == 404

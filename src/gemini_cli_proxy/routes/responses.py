@@ -81,10 +81,47 @@ def _input_items(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
+async def _with_references_resolved(runtime: Runtime, body: bytes) -> bytes:
+    """The body with each `item_reference` input replaced by the stored item it names (an earlier
+    response's output or input, kept with it): what the Vercel AI SDK sends for earlier turns."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body  # the parser words the error
+    items = raw.get("input") if isinstance(raw, dict) else None
+    if not isinstance(items, list):
+        return body
+    wanted = [
+        (index, item.get("id"))
+        for index, item in enumerate(items)
+        if isinstance(item, dict) and item.get("type") == "item_reference"
+    ]
+    if not wanted:
+        return body
+    for index, item_id in wanted:
+        if not isinstance(item_id, str) or not item_id:
+            raise errors.invalid_request(
+                f"Missing required parameter: 'input[{index}].id'.", param=f"input[{index}].id"
+            )
+    found = await runtime.responses.items([str(item_id) for _, item_id in wanted])
+    for (index, item_id), item in zip(wanted, found, strict=True):
+        if item is None:
+            raise errors.invalid_request(
+                f"Item with id '{errors.shown(str(item_id))}' not found (expired, deleted, or its response "
+                "was sent with store: false).",
+                param=f"input[{index}]",
+                code="item_not_found",
+            )
+        items[index] = item
+    return orjson.dumps(raw)
+
+
 async def create_response(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
     check_content_type(request)
     body = await request.read()
+    if b'"item_reference"' in body:
+        body = await _with_references_resolved(runtime, body)
     req = parse_responses_request(body)
     raw: dict[str, Any] = orjson.loads(body)
     info = model_info(runtime, req.model)
