@@ -137,9 +137,10 @@ class Metrics:
     def cooled(self, credential_id: str, kind: str, reason: str) -> None:
         self._child(self._cooldowns, credential_id, kind, reason).inc()
 
-    def exposition(self, pool: Sequence[Mapping[str, Any]]) -> bytes:
+    def exposition(self, pool: Sequence[Mapping[str, Any]], *, store_degraded: bool) -> bytes:
         """The text format: everything counted (every worker's, in multiprocess mode), then the
-        pool's state as `pool` rows give it (routes/pool_view.py)."""
+        pool's state as `pool` rows give it (routes/pool_view.py), and whether this instance's state
+        store is degraded to in-process state."""
         if self._multiprocess_dir:
             counted = CollectorRegistry()
             MultiProcessCollector(counted, path=self._multiprocess_dir)  # type: ignore[no-untyped-call]
@@ -147,7 +148,7 @@ class Metrics:
             assert self._registry is not None
             counted = self._registry
         live = CollectorRegistry()
-        live.register(_PoolCollector(pool))
+        live.register(_PoolCollector(pool, store_degraded))
         return generate_latest(counted) + generate_latest(live)
 
 
@@ -172,8 +173,9 @@ def from_environment() -> Metrics:
 class _PoolCollector(Collector):
     """Each credential's state as gauges: one series per state, 1 for the one it is in."""
 
-    def __init__(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(self, rows: Iterable[Mapping[str, Any]], store_degraded: bool) -> None:
         self._rows = list(rows)
+        self._store_degraded = store_degraded
 
     def collect(self) -> Iterator[Metric]:
         state = GaugeMetricFamily(
@@ -194,3 +196,8 @@ class _PoolCollector(Collector):
                 cooling.add_metric([row["id"], model], max(0.0, float(cooldown["remaining_seconds"])))
         yield state
         yield cooling
+        yield GaugeMetricFamily(
+            f"{PREFIX}_state_store_degraded",
+            "1 while this instance's state store is unreachable and it runs on its own state.",
+            value=1.0 if self._store_degraded else 0.0,
+        )

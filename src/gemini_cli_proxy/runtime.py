@@ -15,7 +15,7 @@ from .pool.scheduler import Scheduler
 from .pool.usage import UsageRecorder
 from .settings import Settings
 from .signature_cache import SignatureCache
-from .store.base import StateStore
+from .store.resilient import ResilientStore
 from .stored_responses import ResponseStore
 
 
@@ -37,7 +37,7 @@ class Runtime:
     settings: Settings
     catalog: Catalog
     credentials: list[Credential]
-    store: StateStore
+    store: ResilientStore  # degraded to in-process state while the configured store is unreachable
     scheduler: Scheduler
     usage: UsageRecorder
     signatures: SignatureCache

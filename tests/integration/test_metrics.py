@@ -14,6 +14,7 @@ from gemini_cli_proxy.testing import FakeGoogle, Reply
 
 from .test_workers import port_of, start_workers
 from conftest import FakeServer, StartProxy
+from support import free_port
 
 FLASH = "gemini-2.5-flash"
 KEYS = ["pool-key-a-1111", "pool-key-b-2222"]
@@ -179,3 +180,21 @@ def test_every_workers_counts_are_in_one_scrape(fake_server: FakeServer, tmp_pat
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_an_unreachable_state_store_is_shown_by_health_metrics_and_status(start_proxy: StartProxy) -> None:
+    """An instance whose shared store does not answer serves on its own state: still up (200), but
+    /health, /metrics and the status page say so, since it no longer shares cooldowns."""
+    proxy = start_proxy(proxy_state_url=f"redis://127.0.0.1:{free_port()}/0")
+    with proxy.client() as client:
+        client.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "hi"}])
+    health = httpx.get(f"{proxy.url}/health")
+    assert health.status_code == 200 and health.json()["state_store"] == "degraded"
+    assert value(scrape(proxy.url), "gemini_proxy_state_store_degraded") == 1
+    assert httpx.get(f"{proxy.url}/status.json").json()["state_store"] == "degraded"
+
+
+def test_a_reachable_store_is_ok_everywhere(start_proxy: StartProxy) -> None:
+    proxy = start_proxy()
+    assert httpx.get(f"{proxy.url}/health").json()["state_store"] == "ok"
+    assert value(scrape(proxy.url), "gemini_proxy_state_store_degraded") == 0

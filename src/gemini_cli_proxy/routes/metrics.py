@@ -14,7 +14,9 @@ from .pool_view import credential_rows
 async def scrape(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     await runtime.usage.flush()  # the pool as it is now, not as last batched
-    body = request.app[METRICS].exposition(await credential_rows(runtime))
+    body = request.app[METRICS].exposition(
+        await credential_rows(runtime), store_degraded=runtime.store.degraded
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

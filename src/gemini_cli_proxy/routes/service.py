@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..frontdoor import json_response
-from ..runtime import runtime_of
+from ..runtime import RUNNING, runtime_of
 
 DOCUMENTATION_URL = "https://github.com/gemini-cli-proxy/gemini-cli-proxy#readme"
 
@@ -40,8 +40,15 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
+    """Up: 200 with status ok. `state_store` says whether the shared store answers: an instance whose
+    store is unreachable still serves, from its own state (so a load balancer should keep it), but no
+    longer shares cooldowns and the rotation with the others, which its operator should hear of."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return json_response({"status": "ok", "timestamp": now})
+    runtime = request.app[RUNNING].runtime
+    body = {"status": "ok", "timestamp": now}
+    if runtime is not None:
+        body["state_store"] = "degraded" if runtime.store.degraded else "ok"
+    return json_response(body)
 
 
 def register(app: web.Application) -> None:

@@ -150,6 +150,7 @@ async def status_data(runtime: Runtime) -> dict[str, Any]:
     states = [c["state"] for c in credentials]
     return {
         "generated_at": iso(now),
+        "state_store": "degraded" if runtime.store.degraded else "ok",
         "pool": {name: states.count(name) for name in ("ok", "cooling", "disabled")},
         "today": {
             "requests": sum(c["requests_today"] for c in credentials),
