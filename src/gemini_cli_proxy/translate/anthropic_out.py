@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import orjson
 
+from .chat_deltas import walk_deltas
 from .sealed_signatures import seal
 
 # Chat finish reasons -> Anthropic stop reasons (anything else ends the turn normally).
@@ -220,33 +221,25 @@ class MessagesStream:
         self._emit({"type": "ping"})
         return self._flush()
 
+    def on_reasoning(self, text: str) -> None:
+        self._delta("thinking", {"type": "thinking_delta", "thinking": text})
+
+    def on_content(self, text: str) -> None:
+        self._delta("text", {"type": "text_delta", "text": text})
+
+    def on_refusal(self, text: str) -> None:
+        self._delta("refusal", {"type": "text_delta", "text": text})
+
+    def on_tool_call(self, call: dict[str, Any]) -> None:
+        self._call_delta(call)
+
     def feed(self, chunks: Sequence[dict[str, Any]]) -> bytes:
         """The events of these chat chunks (b"" when they carry nothing a message shows)."""
         if self._ended:
             return b""
-        for chunk in chunks:
-            choices = chunk.get("choices")
-            if not choices:
-                continue  # the usage chunk: finish() is given the usage
-            choice = choices[0]
-            if choice.get("index", 0) != 0:
-                continue  # a message has one answer; n > 1 has no place in it
-            delta = choice.get("delta")
-            if delta:
-                reasoning = delta.get("reasoning_content")
-                if reasoning:
-                    self._delta("thinking", {"type": "thinking_delta", "thinking": reasoning})
-                content = delta.get("content")
-                if content:
-                    self._delta("text", {"type": "text_delta", "text": content})
-                refusal = delta.get("refusal")
-                if refusal:
-                    self._delta("refusal", {"type": "text_delta", "text": refusal})
-                for call in delta.get("tool_calls") or ():
-                    self._call_delta(call)
-            reason = choice.get("finish_reason")
-            if reason:
-                self._finish = reason
+        reason = walk_deltas(chunks, self)  # the usage chunk: finish() is given the usage
+        if reason:
+            self._finish = reason
         # Gemini sends each call whole (one chunk, one upstream event): closed at once, a client can
         # run it while the rest of the turn streams.
         if self._open is not None and self._open.kind == "tool_use":

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 import orjson
 
+from .chat_deltas import walk_deltas
 from .responses_tools import CUSTOM_INPUT, ToolNames
 from .sealed_signatures import seal
 
@@ -369,33 +370,25 @@ class ResponsesStream:
         self._emit({"type": "response.in_progress", "response": self._response})
         return self._flush()
 
+    def on_reasoning(self, text: str) -> None:
+        self._summary_delta(text)
+
+    def on_content(self, text: str) -> None:
+        self._part_delta("output_text", text)
+
+    def on_refusal(self, text: str) -> None:
+        self._part_delta("refusal", text)
+
+    def on_tool_call(self, call: dict[str, Any]) -> None:
+        self._call_delta(call)
+
     def feed(self, chunks: Sequence[dict[str, Any]]) -> bytes:
         """The events of these chat chunks (b"" when they carry nothing a Response shows)."""
         if self._ended:
             return b""
-        for chunk in chunks:
-            choices = chunk.get("choices")
-            if not choices:
-                continue  # the usage chunk: finish() is given the usage
-            choice = choices[0]
-            if choice.get("index", 0) != 0:
-                continue  # a Response has one output; n > 1 has no place in it
-            delta = choice.get("delta")
-            if delta:
-                reasoning = delta.get("reasoning_content")
-                if reasoning:
-                    self._summary_delta(reasoning)
-                content = delta.get("content")
-                if content:
-                    self._part_delta("output_text", content)
-                refusal = delta.get("refusal")
-                if refusal:
-                    self._part_delta("refusal", refusal)
-                for call in delta.get("tool_calls") or ():
-                    self._call_delta(call)
-            reason = choice.get("finish_reason")
-            if reason:
-                self._finish = reason
+        reason = walk_deltas(chunks, self)  # the usage chunk: finish() is given the usage
+        if reason:
+            self._finish = reason
         # Gemini sends each call whole (one chunk, one upstream event): done at once, a client can
         # run it while the rest of the turn streams.
         if self._open is not None and self._open.kind in ("function_call", "custom_tool_call"):
