@@ -46,6 +46,11 @@ def invalid_request(message: str, *, param: str | None = None, code: str | None 
     return ProxyError(400, message, param=param, code=code)
 
 
+def invalid_value(param: str, message: str, code: str = "invalid_value") -> ProxyError:
+    """A 400 for a value the request holds at `param` that cannot be taken as it is."""
+    return ProxyError(400, message, param=param, code=code)
+
+
 def unsupported_parameter(param: str, what: str) -> ProxyError:
     """A parameter whose meaning cannot be carried to Gemini: refused, never silently dropped."""
     return ProxyError(

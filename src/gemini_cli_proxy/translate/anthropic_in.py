@@ -35,7 +35,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from ..errors import ProxyError, invalid_request
+from ..errors import ProxyError, invalid_value
 from ..wire.anthropic import (
     Base64ImageSource,
     Base64PDFSource,
@@ -65,7 +65,7 @@ from ..wire.anthropic import (
     URLSource,
 )
 from ..wire.openai import ChatCompletionRequest, chat_validation_error
-from .param_names import EXACT, rename, renamed
+from .param_names import EXACT, ParamNames
 from .sealed_signatures import unseal
 
 # Chat's (and Gemini's) limit on stop sequences.
@@ -106,42 +106,31 @@ class MessagesForm:
     def anthropic_param(self, param: str) -> str:
         """The Messages param a chat param (`messages[3].tool_calls[0].function.arguments`) stands
         for (`messages[2].content[1].input`); a param of no known origin is returned as it is."""
-        return _rename(param, self.origins)
+        return _NAMES.rename(param, self.origins)
 
     def anthropic_error(self, error: ProxyError) -> ProxyError:
         """`error` (raised by the chat translation of `chat`) naming Messages params."""
-        return _renamed(error, self.origins)
+        return _NAMES.renamed(error, self.origins)
 
 
 # --- params -----------------------------------------------------------------------------------
 
 # Chat params that are Messages params under another name (the rest are set per request).
-_TOP_LEVEL: Final = {
-    "max_completion_tokens": "max_tokens",
-    "max_tokens": "max_tokens",
-    "stop": "stop_sequences",
-    "response_format": "output_config.format",
-    "response_format.type": "output_config.format.type",
-    "response_format.json_schema": "output_config.format",
-    "response_format.json_schema.schema": "output_config.format.schema",
-}
-_EXACT: Final = EXACT
-
-
-def _rename(param: str, origins: Mapping[str, str]) -> str:
-    return rename(param, origins, _TOP_LEVEL)
-
-
-def _renamed(error: ProxyError, origins: Mapping[str, str]) -> ProxyError:
-    return renamed(error, origins, _TOP_LEVEL)
-
-
-def _bad(param: str, message: str, code: str = "invalid_value") -> ProxyError:
-    return invalid_request(message, param=param, code=code)
+_NAMES: Final = ParamNames(
+    {
+        "max_completion_tokens": "max_tokens",
+        "max_tokens": "max_tokens",
+        "stop": "stop_sequences",
+        "response_format": "output_config.format",
+        "response_format.type": "output_config.format.type",
+        "response_format.json_schema": "output_config.format",
+        "response_format.json_schema.schema": "output_config.format.schema",
+    }
+)
 
 
 def _unsupported(param: str, message: str) -> ProxyError:
-    return _bad(param, message, "unsupported_parameter")
+    return invalid_value(param, message, "unsupported_parameter")
 
 
 # --- tools ------------------------------------------------------------------------------------
@@ -167,7 +156,7 @@ def _build_tools(req: CountTokensRequest) -> _Tools:
             elif _SERVER_TOOL_TYPE.fullmatch(tool.type) or tool.type in _OTHER_SERVER_TOOLS:
                 out.dropped.append(tool.type)
             else:
-                raise _bad(
+                raise invalid_value(
                     f"{where}.type",
                     f"Invalid value {tool.type[:40]!r} for '{where}.type'. Supported values are: 'custom' "
                     "(or no type) for a client tool, or an Anthropic server tool type.",
@@ -175,7 +164,7 @@ def _build_tools(req: CountTokensRequest) -> _Tools:
             continue
         assert isinstance(tool, ClientTool)
         if tool.name in seen:
-            raise _bad(
+            raise invalid_value(
                 f"{where}.name", f"'{where}.name' repeats the name {tool.name[:64]!r} of '{seen[tool.name]}'."
             )
         seen[tool.name] = where
@@ -211,7 +200,7 @@ def _tool_choice(req: CountTokensRequest, tools: _Tools, notes: list[str]) -> tu
     if choice.name in tools.web_search and not tools.declared:
         notes.append("tool_choice of web search sent as auto: Gemini cannot be made to search")
         return None, parallel
-    raise _bad(
+    raise invalid_value(
         "tool_choice.name", f"'tool_choice.name' names no client tool of 'tools': {choice.name[:64]!r}."
     )
 
@@ -290,11 +279,13 @@ def _refuse_block(block: Any, where: str, role: str) -> ProxyError:
     kind = block.type
     param = f"{where}.type"
     if isinstance(block, OtherBlock):
-        return _bad(
+        return invalid_value(
             param,
             f"Invalid value {kind[:40]!r} for '{param}'. Supported values are: {_BLOCK_KINDS[role]}.",
         )
-    return _bad(param, f"'{where}' is '{kind}': a {role} message holds only {_BLOCK_KINDS[role]} blocks.")
+    return invalid_value(
+        param, f"'{where}' is '{kind}': a {role} message holds only {_BLOCK_KINDS[role]} blocks."
+    )
 
 
 class _Messages:
@@ -318,14 +309,14 @@ class _Messages:
 
     def system(self, system: str | list[TextBlock | OtherBlock] | None) -> None:
         if isinstance(system, str):
-            key = self._emit({"role": "system", "content": system}, "system" + _EXACT)
-            self.origins[f"{key}.content"] = "system" + _EXACT
+            key = self._emit({"role": "system", "content": system}, "system" + EXACT)
+            self.origins[f"{key}.content"] = "system" + EXACT
             return
         for index, block in enumerate(system or ()):
             if not isinstance(block, TextBlock):
                 raise _refuse_block(block, f"system[{index}]", "system")
-            key = self._emit({"role": "system", "content": block.text}, f"system[{index}]{_EXACT}")
-            self.origins[f"{key}.content"] = f"system[{index}].text{_EXACT}"
+            key = self._emit({"role": "system", "content": block.text}, f"system[{index}]{EXACT}")
+            self.origins[f"{key}.content"] = f"system[{index}].text{EXACT}"
 
     def message(self, message: MessageParam, index: int) -> None:
         where = f"messages[{index}]"
@@ -339,19 +330,19 @@ class _Messages:
     def _system_message(self, message: MessageParam, where: str) -> None:
         if isinstance(message.content, str):
             key = self._emit({"role": "system", "content": message.content}, where)
-            self.origins[f"{key}.content"] = f"{where}.content{_EXACT}"
+            self.origins[f"{key}.content"] = f"{where}.content{EXACT}"
             return
         for position, block in enumerate(message.content):
             param = f"{where}.content[{position}]"
             if not isinstance(block, TextBlock):
                 raise _refuse_block(block, param, "system")
-            key = self._emit({"role": "system", "content": block.text}, param + _EXACT)
-            self.origins[f"{key}.content"] = f"{param}.text{_EXACT}"
+            key = self._emit({"role": "system", "content": block.text}, param + EXACT)
+            self.origins[f"{key}.content"] = f"{param}.text{EXACT}"
 
     def _user(self, message: MessageParam, where: str) -> None:
         if isinstance(message.content, str):
             key = self._emit({"role": "user", "content": message.content}, where)
-            self.origins[f"{key}.content"] = f"{where}.content{_EXACT}"
+            self.origins[f"{key}.content"] = f"{where}.content{EXACT}"
             return
         parts: list[tuple[dict[str, Any], str, str]] = []  # (chat part, block param, data param)
         for position, block in enumerate(message.content):
@@ -398,7 +389,7 @@ class _Messages:
                     else:
                         media.append((chat_part, param, data))
                 else:
-                    raise _bad(
+                    raise invalid_value(
                         f"{param}.type",
                         f"Invalid value {part.type[:40]!r} for '{param}.type'. Supported values are: text, "
                         "image, document.",
@@ -419,7 +410,7 @@ class _Messages:
     def _assistant(self, message: MessageParam, where: str) -> None:
         if isinstance(message.content, str):
             key = self._emit({"role": "assistant", "content": message.content}, where)
-            self.origins[f"{key}.content"] = f"{where}.content{_EXACT}"
+            self.origins[f"{key}.content"] = f"{where}.content{EXACT}"
             return
         key = f"messages[{len(self.messages)}]"
         texts: list[dict[str, Any]] = []
@@ -507,7 +498,7 @@ def _generation(req: MessagesRequest, chat: dict[str, Any], notes: list[str]) ->
             chat[name] = value
     if req.stop_sequences is not None:
         if len(req.stop_sequences) > MAX_STOP_SEQUENCES:
-            raise _bad(
+            raise invalid_value(
                 "stop_sequences",
                 f"'stop_sequences' may hold at most {MAX_STOP_SEQUENCES} sequences for Gemini; got "
                 f"{len(req.stop_sequences)}.",
@@ -551,7 +542,7 @@ def to_chat_form(req: MessagesRequest | CountTokensRequest) -> MessagesForm:
     try:
         parsed = ChatCompletionRequest.model_validate(chat)
     except ValidationError as exc:
-        raise _renamed(chat_validation_error(exc), origins) from None
+        raise _NAMES.renamed(chat_validation_error(exc), origins) from None
     return MessagesForm(
         chat=parsed,
         known_signatures=builder.known,

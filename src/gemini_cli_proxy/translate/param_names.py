@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from ..errors import ProxyError
@@ -45,3 +46,16 @@ def renamed(error: ProxyError, origins: Mapping[str, str], top_level: Mapping[st
     if param == error.param and message == error.message:
         return error
     return ProxyError(error.status, message, code=error.code, param=param, retry_after=error.retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class ParamNames:
+    """A door's renaming: `top_level`, the chat params that are its params under another name."""
+
+    top_level: Mapping[str, str]
+
+    def rename(self, param: str, origins: Mapping[str, str]) -> str:
+        return rename(param, origins, self.top_level)
+
+    def renamed(self, error: ProxyError, origins: Mapping[str, str]) -> ProxyError:
+        return renamed(error, origins, self.top_level)

@@ -33,7 +33,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from ..errors import ProxyError, invalid_request
+from ..errors import ProxyError, invalid_value
 from ..wire.openai import ChatCompletionRequest, chat_validation_error
 from ..wire.responses import (
     WEB_SEARCH_TYPES,
@@ -63,7 +63,7 @@ from ..wire.responses import (
     WebSearchTool,
     parse_items,
 )
-from .param_names import EXACT, rename, renamed
+from .param_names import EXACT, ParamNames
 from .responses_tools import CUSTOM_INPUT, ToolNames, ToolOrigin
 from .sealed_signatures import unseal
 
@@ -148,39 +148,28 @@ class ChatForm:
     def responses_param(self, param: str) -> str:
         """The Responses param a chat param (`messages[3].tool_calls[0].function.arguments`) stands
         for (`input[5].arguments`); a param of no known origin is returned as it is."""
-        return _rename(param, self.origins)
+        return _NAMES.rename(param, self.origins)
 
     def responses_error(self, error: ProxyError) -> ProxyError:
         """`error` (raised by the chat translation of `chat`) naming Responses params."""
-        return _renamed(error, self.origins)
+        return _NAMES.renamed(error, self.origins)
 
 
 # --- params -----------------------------------------------------------------------------------
 
 # Chat params that are Responses params under another name; a trailing `=` keeps no sub-path.
-_TOP_LEVEL: Final = {
-    "messages": "input",
-    "max_completion_tokens": "max_output_tokens",
-    "max_tokens": "max_output_tokens",
-    "reasoning_effort": "reasoning.effort",
-    "response_format": "text.format",
-    "response_format.type": "text.format.type",
-    "response_format.json_schema": "text.format",
-    "response_format.json_schema.schema": "text.format.schema",
-}
-_EXACT: Final = EXACT
-
-
-def _rename(param: str, origins: Mapping[str, str]) -> str:
-    return rename(param, origins, _TOP_LEVEL)
-
-
-def _renamed(error: ProxyError, origins: Mapping[str, str]) -> ProxyError:
-    return renamed(error, origins, _TOP_LEVEL)
-
-
-def _bad(param: str, message: str, code: str = "invalid_value") -> ProxyError:
-    return invalid_request(message, param=param, code=code)
+_NAMES: Final = ParamNames(
+    {
+        "messages": "input",
+        "max_completion_tokens": "max_output_tokens",
+        "max_tokens": "max_output_tokens",
+        "reasoning_effort": "reasoning.effort",
+        "response_format": "text.format",
+        "response_format.type": "text.format.type",
+        "response_format.json_schema": "text.format",
+        "response_format.json_schema.schema": "text.format.schema",
+    }
+)
 
 
 # --- tools ------------------------------------------------------------------------------------
@@ -253,13 +242,13 @@ def _custom_description(tool: CustomTool) -> str | None:
 
 def _refuse_tool(tool: HostedTool, param: str) -> ProxyError:
     if tool.type in HOSTED_TOOLS:
-        return _bad(
+        return invalid_value(
             f"{param}.type",
             f"The hosted tool '{tool.type}' ('{param}.type') is not supported by this proxy: Gemini has "
             f"no such tool. Supported tool types: {_TOOL_KINDS}.",
             "unsupported_parameter",
         )
-    return _bad(
+    return invalid_value(
         f"{param}.type",
         f"Invalid value {tool.type[:40]!r} for '{param}.type'. Supported values are: {_TOOL_KINDS}.",
     )
@@ -273,7 +262,7 @@ def _build_tools(req: ResponsesRequest) -> _Tools:
     for index, tool in enumerate(tools):
         if isinstance(tool, FunctionTool | CustomTool):
             if tool.name in taken:
-                raise _bad(
+                raise invalid_value(
                     f"tools[{index}].name",
                     f"'tools[{index}].name' repeats the name {tool.name[:64]!r} of '{taken[tool.name]}'.",
                 )
@@ -289,7 +278,7 @@ def _build_tools(req: ResponsesRequest) -> _Tools:
             for position, member in enumerate(tool.tools):
                 where = f"tools[{index}].tools[{position}]"
                 if (tool.name, member.name) in out.by_origin:
-                    raise _bad(
+                    raise invalid_value(
                         f"{where}.name",
                         f"'{where}.name' repeats {member.name[:64]!r} in the namespace {tool.name[:64]!r}.",
                     )
@@ -311,7 +300,7 @@ def _declare(
         parameters = orjson.loads(orjson.dumps(CUSTOM_PARAMETERS))  # a request's own copy
         out.declared.append(_function(name, _custom_description(tool), parameters, None))
         out.origins[name] = ToolOrigin("custom", tool.name, namespace)
-        out.params[f"{chat_param}.function.parameters"] = f"{where}{_EXACT}"
+        out.params[f"{chat_param}.function.parameters"] = f"{where}{EXACT}"
     out.by_origin[(namespace, tool.name)] = name
 
 
@@ -321,7 +310,7 @@ def _tool_choice(choice: str | dict[str, Any] | None, tools: _Tools, notes: list
         return None
     if isinstance(choice, str):
         if choice not in {"auto", "none", "required"}:
-            raise _bad(
+            raise invalid_value(
                 "tool_choice",
                 f"Invalid value {choice[:40]!r} for 'tool_choice'. Supported values are: 'auto', 'none', "
                 "'required', or an object naming a function or custom tool.",
@@ -332,33 +321,35 @@ def _tool_choice(choice: str | dict[str, Any] | None, tools: _Tools, notes: list
         name = choice.get("name")
         namespace = choice.get("namespace")
         if not isinstance(name, str) or not name:
-            raise _bad("tool_choice.name", "Missing required parameter: 'tool_choice.name'.")
+            raise invalid_value("tool_choice.name", "Missing required parameter: 'tool_choice.name'.")
         declared = _chosen(tools, kind, name, namespace if isinstance(namespace, str) else None)
         if declared is None:
-            raise _bad(
+            raise invalid_value(
                 "tool_choice.name",
                 f"'tool_choice.name' names no {kind} tool of 'tools': {name[:64]!r}.",
             )
         return {"type": "function", "function": {"name": declared}}
     if isinstance(kind, str) and kind in WEB_SEARCH_TYPES:
         if not tools.web_search:
-            raise _bad("tool_choice", f"'tool_choice' names the tool '{kind}', which 'tools' does not hold.")
+            raise invalid_value(
+                "tool_choice", f"'tool_choice' names the tool '{kind}', which 'tools' does not hold."
+            )
         notes.append(f"tool_choice {kind} sent as auto: Gemini cannot be made to search")
         return None
     if kind == "allowed_tools":
-        raise _bad(
+        raise invalid_value(
             "tool_choice.type",
             "'tool_choice' of type 'allowed_tools' is not supported by this proxy; send 'auto' or "
             "'required' with only the allowed tools in 'tools'.",
             "unsupported_parameter",
         )
     if isinstance(kind, str) and kind in HOSTED_TOOLS:
-        raise _bad(
+        raise invalid_value(
             "tool_choice.type",
             f"'tool_choice' names the hosted tool '{kind}', which this proxy does not support.",
             "unsupported_parameter",
         )
-    raise _bad(
+    raise invalid_value(
         "tool_choice.type",
         "Invalid 'tool_choice': use 'auto', 'none', 'required', {\"type\": \"function\", \"name\": ...} or "
         '{"type": "custom", "name": ...}.',
@@ -394,7 +385,7 @@ class _Place:
 
     def origin(self, sub: str = "") -> str:
         """The origin a chat param maps to: the exact ones take no sub-path of the chat param."""
-        return self.base + _EXACT if self.exact else self.base + sub
+        return self.base + EXACT if self.exact else self.base + sub
 
 
 class _Messages:
@@ -489,7 +480,7 @@ class _Messages:
             if isinstance(part, InputText | OutputText):
                 parts.append({"type": "text", "text": part.text})
             elif isinstance(part, Refusal):
-                raise _bad(
+                raise invalid_value(
                     place.at(f"{param}.type"), f"'{place.at(param)}': a user message holds no refusal."
                 )
             else:
@@ -553,13 +544,13 @@ class _Messages:
 def _refuse_item(item: OtherItem, place: _Place) -> ProxyError:
     param = place.at(".type")
     if item.type in UNSUPPORTED_ITEMS:
-        return _bad(
+        return invalid_value(
             param,
             f"Input items of type '{item.type}' ('{param}') are not supported by this proxy. Supported: "
             f"{_ITEM_KINDS}.",
             "unsupported_parameter",
         )
-    return _bad(
+    return invalid_value(
         param, f"Invalid value {item.type[:40]!r} for '{param}'. Supported values are: {_ITEM_KINDS}."
     )
 
@@ -569,7 +560,7 @@ def _assistant_part(part: Any, param: str) -> dict[str, Any]:
         return {"type": "text", "text": part.text}
     if isinstance(part, Refusal):
         return {"type": "refusal", "refusal": part.refusal}
-    raise _bad(
+    raise invalid_value(
         f"{param}.type",
         f"'{param}' is '{part.type}': an assistant message holds only output_text and refusal parts.",
     )
@@ -578,11 +569,13 @@ def _assistant_part(part: Any, param: str) -> dict[str, Any]:
 def _system_part(part: Any, param: str, role: str) -> dict[str, Any]:
     if isinstance(part, InputText | OutputText):
         return {"type": "text", "text": part.text}
-    raise _bad(f"{param}.type", f"'{param}' is '{part.type}': a {role} message holds only text parts.")
+    raise invalid_value(
+        f"{param}.type", f"'{param}' is '{part.type}': a {role} message holds only text parts."
+    )
 
 
 def _no_file_store(param: str, inline: str) -> ProxyError:
-    return _bad(
+    return invalid_value(
         param,
         f"'{param}' is not supported: this proxy has no file store; send the content inline as '{inline}'.",
         "unsupported_parameter",
@@ -596,7 +589,9 @@ def _media(part: InputImage | InputFile, place: _Place, sub: str) -> dict[str, A
             if part.file_id is not None:
                 raise _no_file_store(place.at(f"{sub}.file_id"), "image_url (a URL or a data: URI)")
             param = place.at(f"{sub}.image_url")
-            raise _bad(param, f"Missing required parameter: '{param}'.", "missing_required_parameter")
+            raise invalid_value(
+                param, f"Missing required parameter: '{param}'.", "missing_required_parameter"
+            )
         image: dict[str, Any] = {"url": part.image_url}
         if part.detail is not None:
             image["detail"] = part.detail
@@ -607,7 +602,7 @@ def _media(part: InputImage | InputFile, place: _Place, sub: str) -> dict[str, A
         if part.file_url is not None:
             raise _no_file_store(place.at(f"{sub}.file_url"), "file_data")
         param = place.at(f"{sub}.file_data")
-        raise _bad(param, f"Missing required parameter: '{param}'.", "missing_required_parameter")
+        raise invalid_value(param, f"Missing required parameter: '{param}'.", "missing_required_parameter")
     file: dict[str, Any] = {"file_data": part.file_data}
     if part.filename is not None:
         file["filename"] = part.filename
@@ -678,7 +673,7 @@ def to_chat_form(req: ResponsesRequest, history: Sequence[Mapping[str, Any]] = (
     builder.finish()
     notes.extend(builder.notes)
     if not builder.messages:
-        raise _bad("input", "Missing required parameter: 'input'.", "missing_required_parameter")
+        raise invalid_value("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     chat: dict[str, Any] = {"model": req.model, "messages": builder.messages}
     if tools.declared:
         chat["tools"] = tools.declared
@@ -706,7 +701,7 @@ def to_chat_form(req: ResponsesRequest, history: Sequence[Mapping[str, Any]] = (
     try:
         parsed = ChatCompletionRequest.model_validate(chat)
     except ValidationError as exc:
-        raise _renamed(chat_validation_error(exc), origins) from None
+        raise _NAMES.renamed(chat_validation_error(exc), origins) from None
     return ChatForm(
         chat=parsed,
         known_signatures=builder.known,

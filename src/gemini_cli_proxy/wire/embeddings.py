@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import invalid_request
+from ..errors import invalid_request, invalid_value
 from .validation import empty_body, validation_error
 
 # OpenAI's own limit on the inputs of one request.
@@ -50,10 +50,10 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
 def _check_input(value: str | list[str] | list[int] | list[list[int]]) -> None:
     if isinstance(value, str):
         if not value:
-            raise _bad_input("'input' must not be an empty string.")
+            raise invalid_value("input", "'input' must not be an empty string.")
         return
     if not value:
-        raise _bad_input("'input' must not be an empty array.")
+        raise invalid_value("input", "'input' must not be an empty array.")
     if not isinstance(value[0], str):
         raise invalid_request(
             "'input' holds token ids: Gemini embeds text, and its tokenizer is not OpenAI's. "
@@ -63,11 +63,9 @@ def _check_input(value: str | list[str] | list[int] | list[list[int]]) -> None:
             code="unsupported_value",
         )
     if len(value) > MAX_INPUTS:
-        raise _bad_input(f"'input' holds {len(value)} texts; at most {MAX_INPUTS} may be sent at once.")
+        raise invalid_value(
+            "input", f"'input' holds {len(value)} texts; at most {MAX_INPUTS} may be sent at once."
+        )
     for index, text in enumerate(value):
         if not text:
-            raise _bad_input(f"'input[{index}]' must not be an empty string.", f"input[{index}]")
-
-
-def _bad_input(message: str, param: str = "input") -> Exception:
-    return invalid_request(message, param=param, code="invalid_value")
+            raise invalid_value(f"input[{index}]", f"'input[{index}]' must not be an empty string.")
