@@ -52,10 +52,11 @@ async def check_credentials(
     *,
     model: str,
     dry_run: bool,
+    started: Callable[[int], None] = lambda count: None,
     done: Callable[[CheckResult], None] = lambda result: None,
 ) -> list[CheckResult]:
-    """Every credential checked (several at once), in the order configured; `done` is told of each
-    as it finishes (the progress bar)."""
+    """Every credential checked (several at once), in the order configured; `started` is told how
+    many there are once they are loaded, and `done` of each as it finishes (the progress bar)."""
     app = create_app(settings.model_copy(update={"proxy_state_url": "memory://"}))
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()  # the app's lifespan: the Runtime, its session and clients
@@ -65,6 +66,7 @@ async def check_credentials(
         if info is None or info.embeds:
             raise ValueError(f"{model} is not a model this proxy generates with")
         slots = asyncio.Semaphore(CHECKS_AT_ONCE)
+        started(len(runtime.credentials))
 
         async def one(cred: Credential) -> CheckResult:
             async with slots:

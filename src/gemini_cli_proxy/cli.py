@@ -167,10 +167,6 @@ def check(config: str | None, model: str, dry_run: bool, as_json: bool) -> None:
     settings = _settings(proxy_config=config)
     configure("error")  # the table says what went wrong; log lines would only repeat it
     errors = Console(stderr=True)
-    try:
-        count = len(_credentials_of(settings))
-    except ValueError as exc:
-        _fail(f"could not load the credentials: {exc}")
     with Progress(
         TextColumn("checking credentials"),
         BarColumn(),
@@ -179,15 +175,19 @@ def check(config: str | None, model: str, dry_run: bool, as_json: bool) -> None:
         transient=True,
         disable=as_json or not errors.is_terminal,
     ) as progress:
-        task = progress.add_task("check", total=count)
+        task = progress.add_task("check", total=None)
         try:
             results = asyncio.run(
                 check_credentials(
-                    settings, model=model, dry_run=dry_run, done=lambda _: progress.advance(task)
+                    settings,
+                    model=model,
+                    dry_run=dry_run,
+                    started=lambda count: progress.update(task, total=count),
+                    done=lambda _: progress.advance(task),
                 )
             )
         except ValueError as exc:
-            _fail(str(exc))
+            _fail(f"could not check: {exc}")
     if as_json:
         click.echo(orjson.dumps([r.as_json() for r in results], option=orjson.OPT_INDENT_2).decode())
     else:
@@ -199,9 +199,3 @@ def check(config: str | None, model: str, dry_run: bool, as_json: bool) -> None:
             table.add_row(*row, style=style)
         Console().print(table)
     sys.exit(0 if results and all(r.works for r in results) else 1)
-
-
-def _credentials_of(settings: Settings) -> list[Any]:
-    from .pool.loading import load_credentials
-
-    return list(load_credentials(settings))
